@@ -1,0 +1,104 @@
+"""Edit source notebooks as plain text, and turn the text back into the notebook.
+
+`nnfs totext source/01_neuron/neuron.ipynb > /tmp/neuron.txt`, edit, then
+`nnfs fromtext /tmp/neuron.txt source/01_neuron/neuron.ipynb`. The .ipynb stays the only committed source;
+the text form is a scratch copy for editing and review. Round trip is exact (a test checks it).
+
+Cell markers, one per line:
+  # %% md                      a markdown cell
+  # %% code                    a plain code cell
+  # %% setup                   a code cell tagged `setup` (imports; part of the reference namespace)
+  # %% solution <grade_id>     an nbgrader solution cell (autograded answer)
+  # %% test <grade_id> <pts>   an nbgrader test cell (locked, graded, worth <pts> points)
+"""
+from __future__ import annotations
+
+import sys
+
+import nbformat
+
+_KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+_LANGUAGE = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+             "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+             "pygments_lexer": "ipython3", "version": "3.11"}
+
+
+def _nbgrader(grade_id: str, *, grade: bool, solution: bool, locked: bool, points: float | None = None) -> dict:
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution}
+    if points is not None:
+        meta["points"] = points
+    return meta
+
+
+def _cell_id(index: int) -> str:
+    return f"cell-{index:03d}"
+
+
+def text_to_notebook(text: str):
+    """Build a notebook from the marked-up text form."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": dict(_KERNELSPEC), "language_info": dict(_LANGUAGE)}
+    blocks: list[tuple[list[str], list[str]]] = []
+    for line in text.splitlines():
+        if line.startswith("# %% "):
+            blocks.append((line[5:].split(), []))
+        elif blocks:
+            blocks[-1][1].append(line)
+        elif line.strip():
+            raise ValueError(f"text before the first cell marker: {line!r}")
+    for index, (marker, lines) in enumerate(blocks):
+        while lines and not lines[-1].strip():
+            lines.pop()
+        source = "\n".join(lines)
+        kind = marker[0]
+        if kind == "md":
+            cell = nbformat.v4.new_markdown_cell(source)
+        else:
+            cell = nbformat.v4.new_code_cell(source)
+            if kind == "setup":
+                cell.metadata["tags"] = ["setup"]
+            elif kind == "solution":
+                cell.metadata["nbgrader"] = _nbgrader(marker[1], grade=False, solution=True, locked=False)
+            elif kind == "test":
+                points = float(marker[2])
+                cell.metadata["nbgrader"] = _nbgrader(marker[1], grade=True, solution=False, locked=True,
+                                                      points=int(points) if points.is_integer() else points)
+            elif kind != "code":
+                raise ValueError(f"unknown cell marker {' '.join(marker)!r}")
+        cell.id = _cell_id(index)
+        nb.cells.append(cell)
+    return nb
+
+
+def notebook_to_text(nb) -> str:
+    """The marked-up text form of a source notebook."""
+    parts = []
+    for cell in nb.cells:
+        meta = cell.get("metadata", {})
+        grader = meta.get("nbgrader", {})
+        if cell.cell_type == "markdown":
+            marker = "md"
+        elif grader.get("solution"):
+            marker = f"solution {grader['grade_id']}"
+        elif grader.get("grade"):
+            marker = f"test {grader['grade_id']} {grader['points']}"
+        elif "setup" in meta.get("tags", []):
+            marker = "setup"
+        else:
+            marker = "code"
+        parts.append(f"# %% {marker}\n{cell.source}\n")
+    return "\n".join(parts)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "totext":
+        sys.stdout.write(notebook_to_text(nbformat.read(argv[1], as_version=4)))
+        return 0
+    if len(argv) == 3 and argv[0] == "fromtext":
+        with open(argv[1], encoding="utf-8") as handle:
+            nb = text_to_notebook(handle.read())
+        nbformat.validate(nb)
+        nbformat.write(nb, argv[2])
+        return 0
+    print("usage: nnfs totext NOTEBOOK  |  nnfs fromtext TEXT NOTEBOOK", file=sys.stderr)
+    return 2

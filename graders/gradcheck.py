@@ -1,0 +1,63 @@
+"""Numerical gradients: the ground truth that every backward pass is held to.
+
+Centered differences in float64. Checks contract the output with a random upstream gradient `dout`
+(never `sum()`, which would hide a transposed or permuted gradient) and compare with a relative error.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+EPS = 1e-6
+#: A backward pass passes when its relative error against the numerical gradient is below this.
+GRAD_REL_TOL = 1e-6
+
+
+def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = EPS) -> np.ndarray:
+    """Centered-difference gradient of a scalar function.
+
+    Inputs:
+      f: callable taking an array shaped like x and returning a number.
+      x: float array of any shape; it is not modified (f sees a perturbed copy).
+    Returns:
+      grad: float64 array shaped like x, grad[i] = (f(x + eps e_i) - f(x - eps e_i)) / (2 eps).
+    """
+    x = np.array(x, dtype=np.float64, copy=True)
+    grad = np.zeros_like(x)
+    flat_x, flat_grad = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat_x.size):
+        original = flat_x[i]
+        flat_x[i] = original + eps
+        plus = float(f(x))
+        flat_x[i] = original - eps
+        minus = float(f(x))
+        flat_x[i] = original
+        flat_grad[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def elementwise_derivative(f: Callable[[np.ndarray], np.ndarray], z: np.ndarray, eps: float = EPS) -> np.ndarray:
+    """Derivative of an elementwise function at every entry of z at once: (f(z+eps) - f(z-eps)) / (2 eps)."""
+    z = np.asarray(z, dtype=np.float64)
+    return (f(z + eps) - f(z - eps)) / (2 * eps)
+
+
+def relative_error(a, b) -> float:
+    """Norm-wise relative error ||a - b|| / max(||a|| + ||b||, 1e-12).
+
+    Norm-wise rather than elementwise so that entries that are zero up to rounding (a ReLU's dead units)
+    do not dominate; any real mistake (a factor, a transpose, a missing term) gives 1e-2 or more.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12))
+
+
+def contracted(forward: Callable, args: list, index: int, dout, pick: Callable = lambda out: out):
+    """The scalar function x -> sum(pick(forward(*args with args[index] = x)) * dout), for a gradient check."""
+    def f(x):
+        new_args = list(args)
+        new_args[index] = x
+        return float(np.sum(np.asarray(pick(forward(*new_args)), dtype=np.float64) * dout))
+    return f

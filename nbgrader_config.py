@@ -1,0 +1,48 @@
+"""nbgrader configuration for nn-from-scratch.
+
+Everything grading needs is set here, through nbgrader's own traitlets, so that `nbgrader ...` commands, the
+formgrader and the course's `./course` commands all behave the same way.
+"""
+import os
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (
+    ClearHiddenTests,
+    ClearMarkScheme,
+    ClearOutput,
+    GetGrades,
+    IncludeHeaderFooter,
+    LockCells,
+)
+
+# Kernels inherit this process's environment: one BLAS thread (the notebooks' time budgets are per core),
+# a non-interactive matplotlib backend for grading, and no DeprecationWarnings from libraries on stderr
+# (nbgrader scores a test cell that writes to stderr as failed).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+os.environ.setdefault("NNFS_COURSE_ROOT", os.path.dirname(os.path.abspath(__file__)))
+
+c = get_config()  # noqa: F821  (injected by traitlets)
+
+c.CourseDirectory.course_id = "nn-from-scratch"
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.solution_directory = "solutions"
+# Notebooks only: data files the notebooks need are made by the notebooks themselves.
+c.CourseDirectory.include = ["*.ipynb"]
+
+# Per-cell timeout. The slowest cells are the training exercises (budgets of 20-30 s on one core);
+# 120 s leaves room for a loaded machine without letting an infinite loop stall a class.
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+
+# Solutions for self-study: the source with its markup, outputs cleared and not executed, so that the
+# committed solutions/ is exactly what the build makes (executing would bake figures and timings into git).
+c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearMarkScheme]
+
+# Feedback shows the diagnostics a hidden test printed, never the hidden test code itself.
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# A deleted test cell is put back from the source and run, so deleting a test never earns its points.
+c.OverwriteCells.add_missing_cells = True

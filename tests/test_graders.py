@@ -1,0 +1,140 @@
+"""Unit tests of the graders package itself: the checks must fail on wrong code and pass on right code."""
+import numpy as np
+import pytest
+
+from graders import diagnose, gradcheck
+from graders.harness import CheckFailed, Failure, Tester, check
+
+
+def dense_forward(X, W, b):
+    return X @ W + b, (X, W)
+
+
+def dense_backward(dout, cache):
+    X, W = cache
+    return dout @ W.T, X.T @ dout, dout.sum(axis=0)
+
+
+def make_tester(student: dict, references: dict | None = None, seed: int = 0) -> Tester:
+    return Tester("toy", "toy", student, np.random.default_rng(seed), references=references or dict(student))
+
+
+def dense_check(t: Tester):
+    rng = np.random.default_rng(1)
+    X, W, b = rng.normal(size=(4, 3)), rng.normal(size=(3, 5)), rng.normal(size=5)
+    t.backward_check("dense_forward", "dense_backward", [X, W, b], {"dX": 0, "dW": 1, "db": 2},
+                     unpack=lambda r: dict(zip(("dX", "dW", "db"), r)), batch=4)
+
+
+REFERENCE = {"dense_forward": dense_forward, "dense_backward": dense_backward}
+
+
+def with_backward(body):
+    student = dict(REFERENCE)
+    student["dense_backward"] = body
+    return make_tester(student, REFERENCE)
+
+
+def test_a_right_backward_passes_the_gradient_check():
+    dense_check(make_tester(dict(REFERENCE)))
+
+
+@pytest.mark.parametrize("wrong,cause", [
+    (lambda dout, c: (dout @ c[1].T, dout.T @ c[0], dout.sum(axis=0)), "transposed"),
+    (lambda dout, c: (dout @ c[1].T, c[0].T @ dout / 4, dout.sum(axis=0)), "N = 4 times too small"),
+    (lambda dout, c: (dout @ c[1].T, c[0].T @ dout, dout.sum(axis=1)), "axis 0 has length 4 instead of 5"),
+    (lambda dout, c: (dout @ c[1].T, -(c[0].T @ dout), dout.sum(axis=0)), "wrong sign"),
+    (lambda dout, c: (dout @ c[1].T, c[0].T @ dout, dout.sum()), "expected"),
+])
+def test_a_wrong_backward_fails_with_a_named_cause(wrong, cause):
+    with pytest.raises(Failure) as failed:
+        dense_check(with_backward(wrong))
+    assert cause in failed.value.text(), failed.value.text()
+
+
+def test_a_wrong_forward_is_caught_even_when_the_backward_matches_it():
+    student = dict(REFERENCE, dense_forward=lambda X, W, b: (X @ W, (X, W)))
+    with pytest.raises(Failure, match="output of dense_forward"):
+        dense_check(make_tester(student, REFERENCE))
+
+
+def test_numerical_gradient_is_centered_float64_and_leaves_x_alone():
+    x = np.array([[1.0, -2.0, 0.5], [0.3, 0.0, 2.0]])
+    before = x.copy()
+    g = gradcheck.numerical_gradient(lambda v: float(np.sum(v ** 3)), x)
+    assert np.array_equal(x, before)
+    assert gradcheck.relative_error(g, 3 * x ** 2) < 1e-9  # centered: error ~eps^2
+
+
+def test_relative_error_ignores_rounding_noise_but_not_real_mistakes():
+    a = np.array([1.0, 1e-12, 2.0])
+    assert gradcheck.relative_error(a, a + 1e-13) < 1e-6
+    assert gradcheck.relative_error(a, 2 * a) > 0.3
+
+
+def test_call_reports_mutation_warnings_and_unwritten_functions():
+    def mutating(z):
+        z += 1
+        return z
+
+    def overflowing(z):
+        return 1 / (1 + np.exp(-z))
+
+    def unwritten(z):
+        raise NotImplementedError()
+
+    t = make_tester({"mutating": mutating, "overflowing": overflowing, "unwritten": unwritten})
+    with pytest.raises(Failure, match="changed its input `z` in place"):
+        t.call("mutating", np.zeros(3))
+    with pytest.raises(Failure, match="overflow"):
+        t.call("overflowing", np.array([-1000.0]))
+    with pytest.raises(Failure, match="not written yet"):
+        t.call("unwritten", np.zeros(3))
+    with pytest.raises(Failure, match="not defined"):
+        t.call("missing", np.zeros(3))
+
+
+def test_results_that_are_not_plain_numbers_are_rejected():
+    class Liar:
+        def __eq__(self, other):
+            return True
+
+        def __array__(self, dtype=None, copy=None):
+            return np.zeros(3)
+
+    t = make_tester({})
+    with pytest.raises(Failure, match="expected a NumPy array or a number"):
+        t.close(Liar(), np.zeros(3), "out")
+    with pytest.raises(Failure, match="expected numbers"):
+        t.close(None, np.zeros(3), "out")
+
+
+@pytest.mark.parametrize("got_shape,expected_shape,words", [
+    ((5, 3), (3, 5), "transposed"),
+    ((4, 4), (4,), "broadcasting"),
+    ((4, 1), (4,), "extra axis"),
+    ((3,), (4, 3), "reduced"),
+    ((4,), (), "single number"),
+])
+def test_shape_diagnosis_names_the_mistake(got_shape, expected_shape, words):
+    assert words in diagnose.shape_mistake(got_shape, expected_shape)
+
+
+def test_value_diagnosis_names_factor_sign_and_candidates():
+    e = np.array([1.0, -2.0, 0.5])
+    assert "N = 3 times too large" in diagnose.value_mistake(3 * e, e, batch=3)
+    assert "wrong sign" in diagnose.value_mistake(-e, e)
+    assert "twice" in diagnose.value_mistake(2 * e, e)
+    assert diagnose.value_mistake(e + [0, 0, 1], e, candidates={"the known slip": e + [0, 0, 1]}) == "the known slip"
+    assert "NaN" in diagnose.value_mistake(np.array([np.nan, 1.0, 1.0]), e)
+
+
+def test_check_prints_a_pass_line_and_raises_a_short_error_on_failure(capsys):
+    from graders.reference import reference
+    namespace = reference("01_neuron")
+    assert check("sigmoid", namespace=namespace) is None  # None: nbgrader must not read it as partial credit
+    assert "✓ sigmoid" in capsys.readouterr().out
+    namespace["sigmoid"] = lambda z: 1 / (1 + np.exp(-z))
+    with pytest.raises(CheckFailed, match="sigmoid: 1 hidden check"):
+        check("sigmoid", hidden=True, namespace=namespace)
+    assert "overflow" in capsys.readouterr().out
