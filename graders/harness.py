@@ -377,6 +377,25 @@ class Tester:
                           inputs=f"{forward} inputs: " + self.describe_args(self.ref(forward), args, kwargs)
                                  + "; dout random")
 
+    def raises(self, exception: type, name: str, *args, hint: str | None = None, **kwargs) -> None:
+        """The student's `name(*args)` must raise `exception` (e.g. ValueError for an unknown option)."""
+        fn = self.student(name)
+        try:
+            with warnings.catch_warnings(), redirect_stderr(io.StringIO()):
+                warnings.simplefilter("ignore")
+                fn(*args, **kwargs)
+        except NotImplementedError as exc:
+            if exception is not NotImplementedError:
+                raise NotWritten(f"`{name}` is not written yet: it raises NotImplementedError.") from exc
+        except exception:
+            return
+        except Exception as exc:
+            raise Failure(f"`{name}` raised {type(exc).__name__} where {exception.__name__} is expected.",
+                          inputs=self.describe_args(fn, args, kwargs), hint=hint) from exc
+        else:
+            raise Failure(f"`{name}` returned normally where it must raise {exception.__name__}.",
+                          inputs=self.describe_args(fn, args, kwargs), hint=hint)
+
     def require(self, condition: bool, summary: str, **fields) -> None:
         if not condition:
             raise Failure(summary, **fields)

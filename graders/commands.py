@@ -1,0 +1,1 @@
+"""The instructor and self-learner commands: build, demo, selfcheck."""
