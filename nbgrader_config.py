@@ -15,6 +15,8 @@ from nbgrader.preprocessors import (
     LockCells,
 )
 
+from graders.nbgrader_plugins import ClearHiddenTracebacks
+
 # Kernels inherit this process's environment: one BLAS thread (the notebooks' time budgets are per core),
 # a non-interactive matplotlib backend for grading, and no DeprecationWarnings from libraries on stderr
 # (nbgrader scores a test cell that writes to stderr as failed).
@@ -36,13 +38,16 @@ c.CourseDirectory.include = ["*.ipynb"]
 # 120 s leaves room for a loaded machine without letting an infinite loop stall a class.
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
+# ipykernel warns on its own stderr about unencrypted local TCP on every start; that is noise in a grading log.
+c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 
 # Solutions for self-study: the source with its markup, outputs cleared and not executed, so that the
 # committed solutions/ is exactly what the build makes (executing would bake figures and timings into git).
 c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearMarkScheme]
 
-# Feedback shows the diagnostics a hidden test printed, never the hidden test code itself.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# Feedback shows the diagnostics a hidden test printed, never the hidden test code itself (not even quoted
+# in a traceback).
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTracebacks, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 
 # A deleted test cell is put back from the source and run, so deleting a test never earns its points.
 c.OverwriteCells.add_missing_cells = True

@@ -455,7 +455,25 @@ def run_exercise(exercise: str, namespace: dict, level: str = "visible") -> Repo
     return Report(exercise, level, results)
 
 
-def check(exercise: str, hidden: bool = False, namespace: dict | None = None) -> Report:
+def _short_error_in_ipython() -> None:
+    """In a Jupyter kernel, show a failed check as one error line instead of a traceback.
+
+    The details are already printed above it, the traceback would only repeat the test cell's code (which,
+    for hidden tests, must not reach the student), and nbgrader still sees an error output and gives 0.
+    """
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    if shell is None or CheckFailed in getattr(shell, "custom_exceptions", ()):
+        return
+
+    def one_line(shell, etype, value, tb, tb_offset=None):
+        stb = [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
+        shell._showtraceback(etype, value, stb)
+        return stb
+
+    shell.set_custom_exc((CheckFailed,), one_line)
+
+
+def check(exercise: str, hidden: bool = False, namespace: dict | None = None) -> None:
     """Run an exercise's visible (or hidden) checks on the caller's functions; raise CheckFailed if any fails.
 
     Inputs:
@@ -469,6 +487,7 @@ def check(exercise: str, hidden: bool = False, namespace: dict | None = None) ->
     report = run_exercise(exercise, namespace, "hidden" if hidden else "visible")
     print(report.text())
     if not report.passed:
+        _short_error_in_ipython()
         failed = sum(not r.passed for r in report.results)
         raise CheckFailed(f"{exercise}: {failed} {report.level} check(s) failed, details above.") from None
     return None

@@ -1,0 +1,58 @@
+"""The example class that `./course demo` grades and `tests/test_demo.py` checks score by score.
+
+Each student hands in one notebook per assignment, made from the release notebook (see graders/examples.py).
+Every assignment gets ada (the source notebook itself: the proof that the instructor's solutions earn full
+marks through nbgrader) and dev (the untouched release: the proof that it runs and earns 0); assignment 01
+gets the whole class.
+"""
+from graders.course import available_assignments, total_points
+from graders.examples import Submission
+
+STUDENTS = {
+    "ada": "full marks: hands in the instructor's source notebook itself",
+    "ben": "partly done: Part 1 and the first activations, nothing after",
+    "cleo": "classic mistakes: a sigmoid that overflows, relu_grad(0) = 1, a gradient missing its 1/N",
+    "dev": "never touched the release notebook",
+    "eve": "a broken file: the notebook was cut off half way through saving (invalid JSON)",
+    "finn": "deleted the sigmoid test cells and wrote the overflowing sigmoid",
+}
+
+NAIVE_SIGMOID = """
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+"""
+
+SUBMISSIONS = {
+    "01_neuron": {
+        "ada": Submission(fill="source"),
+        "ben": Submission(fill=("sol_cosine_similarity", "sol_neuron", "sol_sigmoid", "sol_sigmoid_grad", "sol_relu")),
+        "cleo": Submission(fill="all", replace={
+            "sigmoid": NAIVE_SIGMOID,
+            "relu_grad": """
+def relu_grad(z):
+    return (z >= 0).astype(float)
+""",
+            "logistic_regression_loss_and_grad": """
+def logistic_regression_loss_and_grad(X, y, w, b):
+    z = X @ w + b
+    dz = sigmoid(z) - y
+    return bce_with_logits(z, y), X.T @ dz, float(np.sum(dz))
+"""}),
+        "dev": Submission(fill="none"),
+        "eve": Submission(fill="all", corrupt=True),
+        "finn": Submission(fill="all", replace={"sigmoid": NAIVE_SIGMOID},
+                           delete=("test_sigmoid_visible", "test_sigmoid_hidden")),
+    },
+}
+for _assignment in available_assignments("source"):
+    SUBMISSIONS.setdefault(_assignment, {"ada": Submission(fill="source"), "dev": Submission(fill="none")})
+
+#: Total score per assignment and student after grading, checked by tests/test_demo.py.
+#: cleo loses sigmoid's hidden 3, sigmoid_grad's hidden 2 (its extremes overflow), relu_grad's hidden 2, and
+#: all 10 of logistic regression and training (the missing 1/N); finn's deleted cells are put back by
+#: nbgrader, and his sigmoid loses the same 3 + 2 as cleo's.
+EXPECTED_SCORES = {
+    "01_neuron": {"ada": 53, "ben": 18, "cleo": 36, "dev": 0, "eve": 0, "finn": 48},
+}
+for _assignment in SUBMISSIONS:
+    EXPECTED_SCORES.setdefault(_assignment, {"ada": total_points(_assignment), "dev": 0})
