@@ -111,10 +111,20 @@ def demo_command(args: list[str]) -> int:
     print(f"grades per exercise:   {reports / 'exercise_scores.csv'}")
     print(f"nbgrader's grades CSV: {reports / 'grades.csv'}")
     print(f"feedback for students: {root / 'feedback'}/<student>/<assignment>/*.html")
+    print(f"autograde seconds:     {reports / 'autograde_seconds.csv'}")
     print(f"graded notebooks:      {root / 'autograded'}/<student>/<assignment>/")
     print(f"gradebook:             {db_url}")
     print(f"demo finished in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+@register("lab", "[JUPYTER ARGS]", "open the course in JupyterLab (the notebooks are under release/)")
+def lab_command(args: list[str]) -> int:
+    import os
+    from .build import ensure_tools_on_path
+    ensure_tools_on_path()
+    os.chdir(course_root())
+    os.execvp("jupyter", ["jupyter", "lab", *args])
 
 
 @register("selfcheck", "NOTEBOOK [--assignment ID]", "run the hidden tests on your own notebook and print your score")

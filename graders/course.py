@@ -51,7 +51,7 @@ def nbgrader_meta(cell) -> dict:
 
 
 @dataclass(frozen=True)
-class TestCell:
+class GradedCell:
     """A graded test cell: which exercise it checks, visible or hidden, and its points."""
     grade_id: str
     exercise: str
@@ -60,7 +60,7 @@ class TestCell:
     source: str
 
 
-def test_cells(nb) -> list[TestCell]:
+def graded_cells(nb) -> list[GradedCell]:
     """The graded test cells of a notebook, in notebook order."""
     cells = []
     for cell in nb.cells:
@@ -70,7 +70,7 @@ def test_cells(nb) -> list[TestCell]:
         match = _TEST_ID.match(meta.get("grade_id", ""))
         if not match:
             raise ValueError(f"test cell {meta.get('grade_id')!r} does not follow test_<exercise>_<visible|hidden>")
-        cells.append(TestCell(meta["grade_id"], match["exercise"], match["level"], float(meta["points"]),
+        cells.append(GradedCell(meta["grade_id"], match["exercise"], match["level"], float(meta["points"]),
                               cell.source))
     return cells
 
@@ -85,4 +85,4 @@ def read_notebook(path: Path):
 
 
 def total_points(assignment: str) -> float:
-    return sum(c.points for c in test_cells(read_notebook(notebook_path(assignment))))
+    return sum(c.points for c in graded_cells(read_notebook(notebook_path(assignment))))

@@ -5,7 +5,7 @@ import contextlib
 import io
 from dataclasses import dataclass
 
-from graders.course import notebook_path, read_notebook, test_cells
+from graders.course import notebook_path, read_notebook, graded_cells
 from graders.reference import reference
 
 
@@ -29,7 +29,7 @@ def grade_namespace(assignment: str, namespace: dict, exercise: str | None = Non
     """Run the source notebook's test cells (hidden tests included) against `namespace`, like nbgrader does:
     a cell that raises earns 0, any other earns its points."""
     grades = []
-    for cell in test_cells(read_notebook(notebook_path(assignment))):
+    for cell in graded_cells(read_notebook(notebook_path(assignment))):
         if exercise and cell.exercise != exercise:
             continue
         out = io.StringIO()

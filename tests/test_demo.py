@@ -1,0 +1,89 @@
+"""The README's main job, end to end through real nbgrader, in a scratch copy of the course.
+
+It proves: each source notebook (ada hands it in verbatim) runs clean and earns full marks; each release
+notebook (dev hands it in untouched) runs without crashing the grader and earns 0; the example class gets
+exactly its expected scores; feedback and CSVs are written and never show hidden test code; the self-check
+gives a self-learner the same verdict without a gradebook.
+"""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from graders.course import course_root
+from graders.examples import load_class
+
+ROOT = course_root()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    course = tmp_path_factory.mktemp("course")
+    for name in ("nbgrader_config.py", "source", "examples"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, course / name)
+    env = dict(os.environ, NNFS_COURSE_ROOT=str(course), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               MPLBACKEND="Agg")
+    run = subprocess.run([sys.executable, "-m", "graders", "demo"], cwd=course, env=env, capture_output=True,
+                         text=True, timeout=1800)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return course, run.stdout, env
+
+
+def test_the_example_class_gets_exactly_its_expected_scores(demo):
+    course, _, _ = demo
+    expected = load_class(ROOT).EXPECTED_SCORES
+    with open(course / "reports" / "grades.csv", newline="") as handle:
+        got = {(row["assignment"], row["student_id"]): float(row["score"]) for row in csv.DictReader(handle)}
+    for assignment, students in expected.items():
+        for student, score in students.items():
+            assert got.get((assignment, student), 0.0) == score, f"{assignment}/{student}"
+
+
+def test_source_notebooks_run_clean_and_release_notebooks_score_zero(demo):
+    course, _, _ = demo
+    for path in (course / "autograded" / "ada").rglob("*.ipynb"):
+        errors = [o for c in json.loads(path.read_text())["cells"] for o in c.get("outputs", [])
+                  if o["output_type"] == "error" or o.get("name") == "stderr"]
+        assert not errors, f"{path}: {errors[:1]}"
+    with open(course / "reports" / "exercise_scores.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["assignment"] for r in rows if r["student"] == "dev"} == set(load_class(ROOT).SUBMISSIONS)
+    assert all(float(r["score"]) == 0 for r in rows if r["student"] == "dev")
+    assert all(float(r["score"]) == float(r["max_score"]) for r in rows if r["student"] == "ada")
+
+
+def test_feedback_is_written_and_shows_diagnostics_but_no_hidden_code(demo):
+    course, _, _ = demo
+    cleo = (course / "feedback" / "cleo" / "01_neuron" / "neuron.html").read_text()
+    assert "N = 4 times too large" in cleo and "z &gt;= 0" in cleo
+    for html in (course / "feedback").rglob("*.html"):
+        text = html.read_text()
+        assert "hidden=True" not in text and "BEGIN HIDDEN TESTS" not in text, html
+
+
+def test_the_demo_says_what_it_wrote_and_why_a_submission_failed(demo):
+    course, out, _ = demo
+    assert "could not be graded and scores 0: NotJSONError" in out
+    for name in ("exercise_scores.csv", "grades.csv", "autograde_seconds.csv"):
+        assert str(course / "reports" / name) in out
+        assert (course / "reports" / name).exists()
+    assert "total" in out and "cleo" in out
+
+
+def test_selfcheck_gives_a_self_learner_the_same_verdict(demo):
+    course, _, env = demo
+    notebook = course / "submitted" / "cleo" / "01_neuron" / "neuron.ipynb"
+    run = subprocess.run([sys.executable, "-m", "graders", "selfcheck", str(notebook)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "total                              36/53" in run.stdout
+    assert "N = 4 times too large" in run.stdout and "must be 0 (use z > 0" in run.stdout
+    assert "hidden=True" not in run.stdout
+    broken = course / "submitted" / "eve" / "01_neuron" / "neuron.ipynb"
+    run = subprocess.run([sys.executable, "-m", "graders", "selfcheck", str(broken)], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "not a valid notebook" in run.stdout
