@@ -25,8 +25,8 @@ def demo(tmp_path_factory):
     course = tmp_path_factory.mktemp("course")
     for name in ("nbgrader_config.py", "source", "examples"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, course / name)
-    env = dict(os.environ, NNFS_COURSE_ROOT=str(course), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-               MPLBACKEND="Agg")
+    env = dict(os.environ, NNFS_COURSE_ROOT=str(course), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env.pop("MPLBACKEND", None)  # kernels must use the inline backend, as in JupyterLab, so figures render
     run = subprocess.run([sys.executable, "-m", "graders", "demo"], cwd=course, env=env, capture_output=True,
                          text=True, timeout=1800)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -49,6 +49,9 @@ def test_source_notebooks_run_clean_and_release_notebooks_score_zero(demo):
         errors = [o for c in json.loads(path.read_text())["cells"] for o in c.get("outputs", [])
                   if o["output_type"] == "error" or o.get("name") == "stderr"]
         assert not errors, f"{path}: {errors[:1]}"
+        images = [o for c in json.loads(path.read_text())["cells"] for o in c.get("outputs", [])
+                  if "image/png" in o.get("data", {})]
+        assert len(images) >= 3, f"{path}: the notebook's figures did not render inline ({len(images)} images)"
     with open(course / "reports" / "exercise_scores.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["assignment"] for r in rows if r["student"] == "dev"} == set(load_class(ROOT).SUBMISSIONS)
