@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import sys
 import time
@@ -13,10 +12,11 @@ from . import gradebook
 from .build import build, nbgrader_api
 from .cli import register
 from .course import available_assignments, course_root
+from .classgrade import grade_class, summary_table
 from .examples import load_class, write_class
 
 #: What the demo writes into the course folder (and wipes before it starts again).
-DEMO_OUTPUTS = ("gradebook.db", "submitted", "autograded", "feedback", "reports")
+DEMO_OUTPUTS = ("gradebook.db", "submitted", "autograded", "feedback", "reports", ".grading")
 
 
 @register("build", "[ASSIGNMENT...]", "generate release/ and solutions/ from source/ with nbgrader")
@@ -30,29 +30,6 @@ def build_command(args: list[str]) -> int:
 def _only_examples_here(root: Path, students: set[str]) -> bool:
     submitted = root / "submitted"
     return not submitted.exists() or {p.name for p in submitted.iterdir()} <= students
-
-
-def failure_reason(log: str) -> str:
-    """The last exception line of an nbgrader log, shortened: why a submission could not be graded."""
-    reasons = [(name, message) for name, message in re.findall(r"^\s*([\w.]*(?:Error|Exception)): (.*)$", log, re.MULTILINE)
-               if not name.endswith("NbGraderException")]
-    if not reasons:
-        return "nbgrader could not process it (see its log)"
-    name, message = reasons[-1]
-    return f"{name.rsplit('.', 1)[-1]}: {message[:100]}"
-
-
-def autograde_all(api, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[bool, float, str]]:
-    """Plain `nbgrader autograde`, one submission after another; (student, assignment) -> (ok, seconds, log)."""
-    results = {}
-    for student, assignment in pairs:
-        started = time.perf_counter()
-        result = api.autograde(assignment, student, force=True, create=True)
-        seconds = time.perf_counter() - started
-        results[student, assignment] = (bool(result.get("success")), seconds, result.get("log", "") + result.get("error", ""))
-        status = "graded" if result.get("success") else "could not be graded"
-        print(f"  {assignment}/{student:6s} {status} in {seconds:5.1f} s", flush=True)
-    return results
 
 
 @register("demo", "", "build the course, grade the example class, print and write the grades")
@@ -81,13 +58,13 @@ def demo_command(args: list[str]) -> int:
     pairs = write_class(root / "submitted", root)
     for student, description in example_class.STUDENTS.items():
         print(f"  {student:6s} {description}")
-    print(f"==> autograding {len(pairs)} submissions with nbgrader")
-    api = nbgrader_api(root)
+    print(f"==> grading {len(pairs)} submissions (./course grade: nbgrader's pipeline, sandboxed kernels, one per core)")
     with warnings.catch_warnings():
         # nbgrader's own internals warn (SQLAlchemy autoflush on a failed submission, a restored cell with no
         # id); the grades are right, and the demo's output is for reading.
         warnings.simplefilter("ignore")
-        results = autograde_all(api, pairs)
+        jobs = grade_class(assignments, root=root)
+    api = nbgrader_api(root)
     print("==> generating feedback")
     for assignment in assignments:
         api.generate_feedback(assignment)
@@ -98,16 +75,15 @@ def demo_command(args: list[str]) -> int:
     gradebook.write_exercise_csv(rows, reports / "exercise_scores.csv")
     gradebook.export_nbgrader_csv(db_url, course_id, reports / "grades.csv")
     with open(reports / "autograde_seconds.csv", "w", encoding="utf-8") as handle:
-        handle.write("assignment,student,graded,seconds\n")
-        for (student, assignment), (ok, seconds, _) in results.items():
-            handle.write(f"{assignment},{student},{ok},{seconds:.2f}\n")
+        handle.write("assignment,student,status,seconds\n")
+        for job in jobs:
+            handle.write(f"{job.assignment},{job.student},{job.status},{job.seconds:.2f}\n")
 
+    print()
+    print(summary_table(jobs))
     print()
     print(gradebook.format_tables(rows))
     print()
-    for (student, assignment), (ok, _, log) in results.items():
-        if not ok:
-            print(f"{assignment}/{student} could not be graded and scores 0: {failure_reason(log)}")
     print(f"grades per exercise:   {reports / 'exercise_scores.csv'}")
     print(f"nbgrader's grades CSV: {reports / 'grades.csv'}")
     print(f"feedback for students: {root / 'feedback'}/<student>/<assignment>/*.html")
@@ -116,6 +92,22 @@ def demo_command(args: list[str]) -> int:
     print(f"gradebook:             {db_url}")
     print(f"demo finished in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+@register("grade", "[ASSIGNMENT...] [--workers N] [--force]",
+          "grade every submission under submitted/: parallel, sandboxed, tamper-proof, into the gradebook")
+def grade_command(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="./course grade")
+    parser.add_argument("assignments", nargs="*", choices=available_assignments("source") + [[]], default=[])
+    parser.add_argument("--workers", type=int, default=None, help="parallel kernels (default: one per core)")
+    parser.add_argument("--force", action="store_true", help="grade again even what is already graded")
+    options = parser.parse_args(args)
+    try:
+        jobs = grade_class(options.assignments or None, workers=options.workers, force=options.force)
+    except KeyboardInterrupt:
+        return 130
+    print(summary_table(jobs))
+    return 1 if any(job.status == "failed" for job in jobs) else 0
 
 
 @register("lab", "[JUPYTER ARGS]", "open the course in JupyterLab (the notebooks are under release/)")

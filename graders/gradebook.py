@@ -25,7 +25,7 @@ class ExerciseScore:
 
 
 def exercise_scores(db_url: str, course_id: str, assignments: list[str]) -> list[ExerciseScore]:
-    """Every (assignment, student, exercise) score in the gradebook; a student with no submission scores 0."""
+    """Every (assignment, student, exercise) score of the submissions in the gradebook."""
     rows = []
     with Gradebook(db_url, course_id) as gb:
         students = sorted(s.id for s in gb.students)
@@ -39,8 +39,8 @@ def exercise_scores(db_url: str, course_id: str, assignments: list[str]) -> list
                 try:
                     submission = gb.find_submission(assignment, student)
                 except MissingEntry:
-                    submission = None
-                for notebook in submission.notebooks if submission else []:
+                    continue  # no submission: nbgrader's own export lists them with 0
+                for notebook in submission.notebooks:
                     for grade in notebook.grades:
                         exercise = exercise_of(grade.name)
                         if exercise in earned:

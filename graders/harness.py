@@ -33,6 +33,7 @@ import numpy as np
 
 from . import diagnose, gradcheck
 from .reference import reference
+from .remote import Handle, Outcome, RemoteError, RemoteFunction
 
 LEVELS = ("visible", "hidden")
 
@@ -130,7 +131,31 @@ def _same(a, b) -> bool:
     return True  # functions, generators, caches: not ours to compare
 
 
+#: Faults of a grading kernel (not exceptions of the student's code), with what they usually mean.
+GRADING_FAULTS = {
+    "Timeout": "an infinite loop, or far more work than the exercise needs.",
+    "KernelDied": "the kernel died: os._exit, a crash, or the memory cap (an allocation that never stops).",
+    "OutputTooLarge": "the function returned far more data than the exercise asks for.",
+    "NoAnswer": "the kernel did not answer the grader.",
+    "ProtocolError": "the kernel's answer could not be read.",
+}
+
+
+def _invoke(fn, args, kwargs) -> Outcome:
+    """Call a student function: over RPC when grading, else here, recording NumPy's RuntimeWarnings."""
+    if isinstance(fn, RemoteFunction):
+        return fn.invoke(args, kwargs)
+    with warnings.catch_warnings(record=True) as caught, redirect_stderr(io.StringIO()), \
+            np.errstate(over="warn", divide="warn", invalid="warn", under="ignore"):
+        warnings.simplefilter("always")
+        value = fn(*args, **kwargs)
+    return Outcome(value, [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)],
+                   list(args), dict(kwargs), None)
+
+
 def _argument_names(fn, args, kwargs) -> list[str]:
+    if isinstance(fn, RemoteFunction) and fn.argnames and len(fn.argnames) == len(args) + len(kwargs):
+        return list(fn.argnames)
     try:
         bound = inspect.signature(fn).bind(*args, **kwargs)
         return list(bound.arguments)
@@ -181,23 +206,14 @@ class Tester:
         __tracebackhide__ = True
         fn = self.student(name)
         snapshots = copy.deepcopy((args, kwargs)) if check_mutation else None
-        with warnings.catch_warnings(record=True) as caught, redirect_stderr(io.StringIO()), \
-                np.errstate(over="warn", divide="warn", invalid="warn", under="ignore"):
-            warnings.simplefilter("always")
-            try:
-                out = fn(*args, **kwargs)
-            except NotImplementedError as exc:
-                raise NotWritten(f"`{name}` is not written yet: it raises NotImplementedError.",
-                                 hint="replace the `raise NotImplementedError()` line with your code, then run the cell.") from exc
-            except Failure:
-                raise
-            except Exception as exc:  # the student's bug, reported as a failed check
-                raise Failure(f"`{name}` raised {type(exc).__name__}: {exc}",
-                              inputs=self.describe_args(fn, args, kwargs), raised_at=_student_frame(exc),
-                              hint="run the function by hand on these inputs and print the shape of each intermediate.") from exc
-        numeric = [w for w in caught if issubclass(w.category, RuntimeWarning)]
-        if numeric and not self.allow_warnings:
-            message = str(numeric[0].message)
+        try:
+            outcome = _invoke(fn, args, kwargs)
+        except Failure:
+            raise
+        except Exception as exc:  # the student's bug (or a dead kernel), reported as a failed check
+            raise self._failure_for(name, fn, args, kwargs, exc) from exc
+        if outcome.warnings and not self.allow_warnings:
+            message = outcome.warnings[0]
             if "overflow" in message:
                 cause = ("np.exp of a large number overflowed to inf (exp(710) is already too big for float64); "
                          "remember that np.where computes both branches.")
@@ -209,7 +225,7 @@ class Tester:
                           inputs=self.describe_args(fn, args, kwargs), cause=cause, hint=hint)
         if check_mutation:
             names = _argument_names(fn, args, kwargs)
-            values = list(args) + list(kwargs.values())
+            values = list(outcome.args_after) + list(outcome.kwargs_after.values())
             old_values = list(snapshots[0]) + list(snapshots[1].values())
             for arg_name, value, old in zip(names, values, old_values):
                 if not _same(value, old):
@@ -218,7 +234,27 @@ class Tester:
                                         "`np.maximum(x, 0, out=x)`, or a dict updated instead of copied.",
                                   hint=f"work on a new array (`{arg_name} = {arg_name} + ...`, `np.where`, "
                                        f"`.copy()`): the caller still needs the original `{arg_name}`.")
-        return out
+        return outcome.value
+
+    def _failure_for(self, name: str, fn, args, kwargs, exc: Exception) -> Failure:
+        """The Failure a student reads for an exception from their function (here or in a grading kernel)."""
+        mro = exc.mro if isinstance(exc, RemoteError) else [c.__name__ for c in type(exc).__mro__]
+        type_name = exc.type_name if isinstance(exc, RemoteError) else type(exc).__name__
+        message = exc.message if isinstance(exc, RemoteError) else str(exc)
+        where = exc.where if isinstance(exc, RemoteError) else _student_frame(exc)
+        if "NotImplementedError" in mro:
+            return NotWritten(f"`{name}` is not written yet: it raises NotImplementedError.",
+                              hint="replace the `raise NotImplementedError()` line with your code, then run the cell.")
+        if isinstance(exc, RemoteError) and type_name == "NameError" and message.endswith(" is not defined") \
+                and not isinstance(fn.name, Handle):
+            return Failure(f"`{name}` is not defined.",
+                           hint=f"define `{name}` in its solution cell and keep the name exactly `{name}`.")
+        if type_name in GRADING_FAULTS:
+            return Failure(f"`{name}` could not finish: {message}", inputs=self.describe_args(fn, args, kwargs),
+                           cause=GRADING_FAULTS[type_name])
+        return Failure(f"`{name}` raised {type_name}: {message}", inputs=self.describe_args(fn, args, kwargs),
+                       raised_at=where,
+                       hint="run the function by hand on these inputs and print the shape of each intermediate.")
 
     @staticmethod
     def describe_args(fn, args, kwargs) -> str:
@@ -252,7 +288,7 @@ class Tester:
                 raise Failure(f"{what} returned an array of dtype {arr.dtype}, expected numbers.",
                               hint="return a NumPy array of floats.")
             return arr.astype(np.float64)
-        raise Failure(f"{what} returned a {type(got).__name__}, expected a NumPy array or a number.",
+        raise Failure(f"{what} returned a {getattr(got, 'typename', type(got).__name__)}, expected a NumPy array or a number.",
                       hint="return a plain numpy.ndarray (np.asarray(...)) or a Python float.")
 
     def number(self, got, what: str) -> float:
@@ -381,16 +417,15 @@ class Tester:
         """The student's `name(*args)` must raise `exception` (e.g. ValueError for an unknown option)."""
         fn = self.student(name)
         try:
-            with warnings.catch_warnings(), redirect_stderr(io.StringIO()):
-                warnings.simplefilter("ignore")
-                fn(*args, **kwargs)
-        except NotImplementedError as exc:
-            if exception is not NotImplementedError:
-                raise NotWritten(f"`{name}` is not written yet: it raises NotImplementedError.") from exc
-        except exception:
-            return
-        except Exception as exc:
-            raise Failure(f"`{name}` raised {type(exc).__name__} where {exception.__name__} is expected.",
+            _invoke(fn, args, kwargs)
+        except Exception as exc:  # noqa: BLE001 - sorted below, locally or from a grading kernel
+            mro = exc.mro if isinstance(exc, RemoteError) else [c.__name__ for c in type(exc).__mro__]
+            if exception.__name__ in mro:
+                return
+            failure = self._failure_for(name, fn, args, kwargs, exc)
+            if isinstance(failure, NotWritten) or (isinstance(exc, RemoteError) and exc.type_name in GRADING_FAULTS):
+                raise failure from exc
+            raise Failure(f"`{name}` raised {mro[0]} where {exception.__name__} is expected.",
                           inputs=self.describe_args(fn, args, kwargs), hint=hint) from exc
         else:
             raise Failure(f"`{name}` returned normally where it must raise {exception.__name__}.",

@@ -70,7 +70,9 @@ def test_feedback_is_written_and_shows_diagnostics_but_no_hidden_code(demo):
 
 def test_the_demo_says_what_it_wrote_and_why_a_submission_failed(demo):
     course, out, _ = demo
-    assert "could not be graded and scores 0: NotJSONError" in out
+    assert "01_neuron/eve: NotJSONError" in out
+    eve = (course / "feedback" / "eve" / "01_neuron" / "neuron.html").read_text()
+    assert "could not be read" in eve and "NotJSONError" in eve
     for name in ("exercise_scores.csv", "grades.csv", "autograde_seconds.csv"):
         assert str(course / "reports" / name) in out
         assert (course / "reports" / name).exists()
@@ -90,3 +92,23 @@ def test_selfcheck_gives_a_self_learner_the_same_verdict(demo):
     run = subprocess.run([sys.executable, "-m", "graders", "selfcheck", str(broken)], env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "not a valid notebook" in run.stdout
+
+
+def test_grading_again_changes_nothing_and_nbgrader_still_reads_the_gradebook(demo):
+    course, _, env = demo
+    before = (course / "reports" / "grades.csv").read_text()
+    run = subprocess.run([sys.executable, "-m", "graders", "grade"], env=env, cwd=course, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "0 to grade" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "graders", "grade", "01_neuron", "--force"], env=env, cwd=course,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    export = course / "regraded.csv"
+    run = subprocess.run([sys.executable, "-m", "nbgrader", "export", "--to", str(export)], env=env, cwd=course, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert export.read_text() == before
+    run = subprocess.run([sys.executable, "-m", "nbgrader", "generate_feedback", "01_neuron", "--force"], env=env, cwd=course,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr

@@ -1,0 +1,291 @@
+"""Grade a whole class: nbgrader's pipeline, with execution parallel, isolated and decided outside the kernel.
+
+For each submission under submitted/<student>/<assignment>/:
+1. sanitize (this process, nbgrader's Autograde with no execution): the student and submission rows are
+   made in the gradebook, and nbgrader's OverwriteCells puts back the locked and deleted cells from it;
+2. execute (a worker process, N at once): the notebook runs in a sandboxed kernel; test cells are decided
+   by the grader (graders/execute.py); the result is written atomically to .grading/executed/;
+3. save (this process, nbgrader's Autograde with no sanitizing and no execution): SaveAutoGrades and late
+   penalties write the grades. Only this process writes the gradebook, one submission at a time.
+
+A submission whose files, source notebook and grader have not changed since it was graded is skipped
+(`.grading/done/`), so an interrupted run picks up where it stopped and a second run changes nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
+
+from .build import nbgrader_api
+from .course import available_assignments, course_root, nbgrader_meta, notebook_path
+from .sandbox import Limits
+
+STATE = ".grading"
+SAVE_PREPROCESSORS = [IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
+                      CheckCellMetadata]
+
+
+@dataclass
+class Job:
+    student: str
+    assignment: str
+    fingerprint: str
+    status: str = "pending"      # pending, graded, unreadable, failed (a grader error)
+    seconds: float = 0.0
+    faults: tuple = ()
+    errors: tuple = ()
+
+
+def _hash_files(paths) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.name).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def grader_fingerprint() -> str:
+    """Changes when the grading code changes, so that old verdicts are not kept."""
+    here = Path(__file__).parent
+    return _hash_files([*here.glob("*.py"), *here.glob("suites/*.py")])
+
+
+def find_jobs(root: Path, assignments: list[str]) -> list[Job]:
+    grader = grader_fingerprint()
+    jobs = []
+    submitted = root / "submitted"
+    for assignment in assignments:
+        source = notebook_path(assignment, "source").read_bytes()
+        for folder in sorted(submitted.glob(f"*/{assignment}")):
+            files = [p for p in folder.rglob("*") if p.is_file()]
+            digest = hashlib.sha256(grader.encode() + source + _hash_files(files).encode()).hexdigest()
+            jobs.append(Job(folder.parent.name, assignment, digest))
+    return jobs
+
+
+def _done_marker(root: Path, job: Job) -> Path:
+    return root / STATE / "done" / job.assignment / f"{job.student}.json"
+
+
+def _executed_path(root: Path, job: Job, notebook: str) -> Path:
+    return root / STATE / "executed" / job.student / job.assignment / notebook
+
+
+def _unreadable_notebook(assignment: str, reason: str):
+    """What a submission that cannot be read is graded as: the release, every test cell failed with the reason."""
+    nb = nbformat.read(str(notebook_path(assignment, "release")), as_version=4)
+    message = f"Your notebook could not be read, so nothing in it could be graded: {reason}"
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"**{message}**"))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            meta = nbgrader_meta(cell)
+            cell.outputs = ([nbformat.v4.new_output("error", ename="UnreadableSubmission", evalue=reason,
+                                                    traceback=[f"UnreadableSubmission: {message}"])]
+                            if meta.get("grade") else [])
+    return nb
+
+
+def failure_reason(log: str) -> str:
+    """The last exception line of an nbgrader log, shortened: why a submission could not be graded."""
+    reasons = [(name, message) for name, message in re.findall(r"^\s*([\w.]*(?:Error|Exception)): (.*)$", log, re.MULTILINE)
+               if not name.endswith("NbGraderException")]
+    if not reasons:
+        return "nbgrader could not process it (see its log)"
+    name, message = reasons[-1]
+    return f"{name.rsplit('.', 1)[-1]}: {message[:100]}"
+
+
+# -- worker side ---------------------------------------------------------------------------------------------
+_SLOT = None
+
+
+def _init_worker(slots) -> None:
+    global _SLOT
+    _SLOT = slots.get()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _execute_job(sanitized: str, executed: str, limits: Limits, hide: tuple) -> tuple[float, list, list]:
+    from .execute import execute_file
+    summary = execute_file(sanitized, executed, limits=limits, slot=_SLOT, hide=hide)
+    return summary.seconds, summary.faults, summary.grader_errors
+
+
+# -- coordinator ---------------------------------------------------------------------------------------------
+class Progress:
+    def __init__(self, total: int, stream=sys.stdout):
+        self.total, self.stream = total, stream
+        self.done = self.failed = 0
+        self.started = time.monotonic()
+        self.tty = stream.isatty()
+
+    def update(self, job: Job) -> None:
+        self.done += 1
+        self.failed += job.status != "graded"
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} done, {self.failed} failed, "
+                f"{self.total - self.done} remaining, {time.monotonic() - self.started:.0f} s")
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if self.done == self.total else ""))
+        else:
+            self.stream.write(f"{line}  ({job.assignment}/{job.student}: {job.status})\n")
+        self.stream.flush()
+
+
+def grade_class(assignments: list[str] | None = None, *, workers: int | None = None, force: bool = False,
+                limits: Limits | None = None, root: Path | None = None, out=sys.stdout) -> list[Job]:
+    """Grade every submission of the assignments; returns the jobs with their status."""
+    root = Path(root or course_root()).resolve()
+    assignments = assignments or [a for a in available_assignments("source")
+                                  if any((root / "submitted").glob(f"*/{a}"))]
+    limits = limits or Limits(cell_seconds=float(nbgrader_api(root).config.Execute.timeout))
+    workers = workers or os.cpu_count() or 1
+    jobs = find_jobs(root, assignments)
+    pending = []
+    for job in jobs:
+        marker = _done_marker(root, job)
+        if not force and marker.exists() and json.loads(marker.read_text()).get("fingerprint") == job.fingerprint:
+            job.status = "graded"
+        else:
+            pending.append(job)
+    print(f"{len(jobs)} submissions of {', '.join(assignments)}; {len(jobs) - len(pending)} already graded, "
+          f"{len(pending)} to grade with {workers} worker(s)", file=out, flush=True)
+
+    sanitize_api = nbgrader_api(root, **{"Autograde.autograde_preprocessors": []})
+    save_api = nbgrader_api(root, **{"Autograde.sanitize_preprocessors": [],
+                                     "Autograde.autograde_preprocessors": SAVE_PREPROCESSORS,
+                                     "CourseDirectory.submitted_directory": f"{STATE}/executed"})
+    hide = (str(root),)
+    progress = Progress(len(pending), out)
+    ready = []
+    for job in pending:  # 1. sanitize, in this process (it writes the gradebook)
+        _sanitize(root, job, sanitize_api, save_api, ready, progress)
+
+    try:
+        _execute_all(root, ready, workers, limits, hide, save_api, progress)
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to pick up where it stopped", file=out)
+        raise
+    return jobs
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("spawn")
+    slots = context.Queue()
+    for slot in range(workers):
+        slots.put(slot)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(slots,))
+
+
+def _execute_all(root: Path, ready: list, workers: int, limits: Limits, hide: tuple, save_api,
+                 progress: Progress) -> None:
+    """2. execute in worker processes; 3. save here as each finishes. A dead worker costs one retry."""
+    queue = [(job, sanitized, executed, 0) for job, sanitized, executed in ready]
+    running: dict = {}
+    pool = _new_pool(workers)
+    try:
+        while queue or running:
+            while queue and len(running) < workers * 2:
+                job, sanitized, executed, attempt = queue.pop(0)
+                future = pool.submit(_execute_job, str(sanitized), str(executed), limits, hide)
+                running[future] = (job, sanitized, executed, attempt)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in finished:
+                job, sanitized, executed, attempt = running.pop(future)
+                try:
+                    job.seconds, faults, errors = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    if attempt == 0:
+                        queue.append((job, sanitized, executed, 1))
+                        continue
+                    job.status, job.errors = "failed", ("its grading worker died twice",)
+                except Exception as exc:  # noqa: BLE001 - a crash of ours: reported, the batch goes on
+                    job.status, job.errors = "failed", (f"{type(exc).__name__}: {exc}",)
+                else:
+                    job.faults, job.errors = tuple(faults), tuple(errors)
+                    try:
+                        _save(root, job, save_api, executed)
+                    except Exception as exc:  # noqa: BLE001
+                        job.status, job.errors = "failed", (f"{type(exc).__name__}: {exc}",)
+                progress.update(job)
+            if broken:  # every job still in the broken pool is lost with it: run them again
+                for job, sanitized, executed, attempt in running.values():
+                    queue.append((job, sanitized, executed, attempt + 1))
+                running.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = _new_pool(workers)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _sanitize(root: Path, job: Job, api, save_api, ready: list, progress: Progress) -> None:
+    result = api.autograde(job.assignment, job.student, force=True, create=True)
+    name = notebook_path(job.assignment, "release").name
+    sanitized = root / "autograded" / job.student / job.assignment / name
+    executed = _executed_path(root, job, name)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    for extra in ("timestamp.txt",):
+        if (root / "submitted" / job.student / job.assignment / extra).exists():
+            shutil.copy(root / "submitted" / job.student / job.assignment / extra, executed.parent / extra)
+    if result.get("success") and sanitized.exists():
+        ready.append((job, sanitized, executed))
+        return
+    reason = failure_reason(result.get("log", "") + result.get("error", ""))
+    tmp = str(executed) + ".tmp"
+    nbformat.write(_unreadable_notebook(job.assignment, reason), tmp)
+    os.replace(tmp, executed)
+    job.faults, job.status = (reason,), "unreadable"
+    try:
+        _save(root, job, save_api, executed)
+    except Exception as exc:  # noqa: BLE001
+        job.status, job.errors = "failed", (f"{type(exc).__name__}: {exc}",)
+    progress.update(job)
+
+
+def _save(root: Path, job: Job, api, executed: Path) -> None:
+    result = api.autograde(job.assignment, job.student, force=True, create=True)
+    if not result.get("success"):
+        raise RuntimeError(f"nbgrader could not save the grades of {job.assignment}/{job.student}: "
+                           f"{result.get('error', '')[-500:]}")
+    if job.status == "pending":
+        job.status = "graded" if not job.errors else "failed"
+    marker = _done_marker(root, job)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"fingerprint": job.fingerprint, "seconds": round(job.seconds, 2),
+                               "faults": list(job.faults)}))
+    os.replace(tmp, marker)
+
+
+def summary_table(jobs: list[Job]) -> str:
+    """Per assignment: submissions, graded, unreadable, grader failures, mean seconds; then each problem."""
+    lines = [f"{'assignment':14s}{'submissions':>12s}{'graded':>8s}{'unreadable':>11s}{'failed':>8s}{'s/notebook':>11s}"]
+    for assignment in dict.fromkeys(j.assignment for j in jobs):
+        mine = [j for j in jobs if j.assignment == assignment]
+        timed = [j.seconds for j in mine if j.seconds]
+        mean = f"{sum(timed) / len(timed):.1f}" if timed else "-"
+        lines.append(f"{assignment:14s}{len(mine):12d}{sum(j.status == 'graded' for j in mine):8d}"
+                     f"{sum(j.status == 'unreadable' for j in mine):11d}{sum(j.status == 'failed' for j in mine):8d}{mean:>11s}")
+    for job in jobs:
+        for fault in job.faults:
+            lines.append(f"  {job.assignment}/{job.student}: {fault}")
+        for error in job.errors:
+            lines.append(f"  GRADER ERROR {job.assignment}/{job.student}: {error}")
+    return "\n".join(lines)

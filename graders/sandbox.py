@@ -1,0 +1,274 @@
+"""A Jupyter kernel for one submission, fenced in.
+
+What the kernel gets, where the platform allows it (Linux; the namespace and uid parts need root):
+- its own working copy: a fresh directory holding only the notebook, which is all it may write
+  (plus a private HOME and TMPDIR inside it);
+- rlimits: address space (memory), CPU seconds, processes, file size, open files;
+- an unprivileged uid of its own (when the grader runs as root), so other students' sandboxes, the
+  gradebook and the course files are not its to read or write;
+- a network namespace with no interfaces (no network at all), talking to the grader over IPC sockets;
+- a mount namespace in which the course folder is replaced by an empty one, except the Python environment,
+  so the reference solutions, hidden tests, gradebook and other students' work cannot be read.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from jupyter_client import BlockingKernelClient
+from jupyter_client.connect import write_connection_file
+
+from .remote import RemoteError
+
+CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
+MS_REC, MS_PRIVATE, MS_BIND, MS_RDONLY, MS_REMOUNT = 0x4000, 0x40000, 0x1000, 0x1, 0x20
+MNT_DETACH = 2
+
+
+@dataclass(frozen=True)
+class Limits:
+    cell_seconds: float = 120.0          # one cell, or one call of a student function from a check
+    notebook_seconds: float = 600.0      # the whole notebook
+    memory_bytes: int = 3 * 2**30        # address space of the kernel
+    cpu_seconds: int = 900               # CPU time of the kernel
+    processes: int = 256                 # processes and threads of the kernel's uid
+    file_bytes: int = 256 * 2**20        # largest file the kernel may write
+    output_bytes: int = 2 * 2**20        # outputs kept per cell (the rest is cut, and the cell fails)
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(libc, source, target, fstype, flags, data=None) -> None:
+    if libc.mount(source.encode() if source else None, target.encode(), fstype.encode() if fstype else None,
+                  flags, data.encode() if data else None) != 0:
+        raise OSError(ctypes.get_errno(), f"mount {target}")
+
+
+def _fence(sandbox: str, hide: list[str], keep: list[str], uid: int | None, limits: Limits) -> None:
+    """Runs in the kernel's process between fork and exec: namespaces, mounts, rlimits, uid."""
+    libc = _libc()
+    if os.geteuid() == 0:
+        if libc.unshare(CLONE_NEWNET | CLONE_NEWNS) == 0:
+            _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+            stash = os.path.join(sandbox, ".keep")
+            for index, path in enumerate(keep):  # bind what must stay visible out of the way first
+                os.makedirs(f"{stash}/{index}", exist_ok=True)
+                _mount(libc, path, f"{stash}/{index}", None, MS_BIND | MS_REC)
+            for path in hide:
+                _mount(libc, "tmpfs", path, "tmpfs", 0, "size=1m,mode=755")
+            for index, path in enumerate(keep):
+                os.makedirs(path, exist_ok=True)
+                _mount(libc, f"{stash}/{index}", path, None, MS_BIND | MS_REC)
+                _mount(libc, None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+                libc.umount2(f"{stash}/{index}".encode(), MNT_DETACH)
+    for limit, value in ((resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_CPU, limits.cpu_seconds),
+                         (resource.RLIMIT_FSIZE, limits.file_bytes), (resource.RLIMIT_NOFILE, 1024),
+                         (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(limit, (value, value))
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+    os.setsid()
+
+
+def _views(hide, python_prefixes, unprivileged: bool) -> tuple[list[str], list[str]]:
+    """Folders to cover with an empty tmpfs, and the Python installs to bind back into them (read-only).
+
+    Besides what the caller hides, an unprivileged kernel needs to reach the Python install: any ancestor
+    it may not traverse (e.g. /root for a pyenv Python) is covered too, leaving only the install inside.
+    """
+    hidden = {os.path.realpath(p) for p in hide if os.path.isdir(p)}
+    prefixes = {os.path.realpath(p) for p in python_prefixes}
+    if unprivileged:
+        for prefix in prefixes:
+            parts = Path(prefix).parents
+            for ancestor in sorted((str(p) for p in parts if str(p) != "/"), key=len):
+                if not os.stat(ancestor).st_mode & 0o001:
+                    hidden.add(ancestor)
+                    break
+    hidden = sorted(h for h in hidden if not any(h != o and h.startswith(o + os.sep) for o in hidden))
+    keep = sorted(p for p in prefixes if any(p == h or p.startswith(h + os.sep) for h in hidden))
+    return hidden, keep
+
+
+class KernelSession:
+    """One sandboxed kernel and the means to run code in it and to call the student's functions."""
+
+    def __init__(self, notebook_dir: Path, *, limits: Limits = Limits(), slot: int = 0, hide: tuple = (),
+                 python: str = sys.executable):
+        self.limits = limits
+        self.root = Path(tempfile.mkdtemp(prefix="nnfs-sandbox-"))
+        self.work = self.root / "work"
+        shutil.copytree(notebook_dir, self.work)
+        self.rpc_dir = str(self.root / "rpc")
+        os.makedirs(self.rpc_dir)
+        (self.root / "home").mkdir()
+        self.uid = 61000 + slot if os.geteuid() == 0 else None
+        if self.uid is not None:
+            for path in [self.root, *self.root.rglob("*")]:
+                os.chown(path, self.uid, self.uid)
+            os.chmod(self.root, 0o700)
+        shutil.copy(Path(__file__).with_name("kernel_stub.py"), self.root / "nnfs_stub.py")
+        self.hide, self.keep = _views(hide, python_prefixes=(sys.prefix, sys.base_prefix),
+                                      unprivileged=self.uid is not None)
+        self.python = python
+        self.requests = 0
+        self.process = None
+        self.client = None
+        self.start()
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        connection_file = str(self.root / "kernel.json")
+        write_connection_file(connection_file, transport="ipc", ip=str(self.root / "ipc"))
+        if self.uid is not None:
+            os.chown(connection_file, self.uid, self.uid)
+        env = {"PATH": os.path.dirname(self.python) + ":/usr/bin:/bin", "HOME": str(self.root / "home"),
+               "TMPDIR": str(self.root / "home"), "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
+               "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+               "PYTHONWARNINGS": "ignore::DeprecationWarning", "NBGRADER_EXECUTION": "autograde",
+               "MPLCONFIGDIR": str(self.root / "home" / "mpl"), "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+        self.process = subprocess.Popen(
+            [self.python, "-m", "ipykernel_launcher", "-f", connection_file, "--IPKernelApp.log_level=ERROR",
+             "--HistoryManager.hist_file=:memory:"],
+            cwd=self.work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=lambda: _fence(str(self.root), self.hide, self.keep, self.uid, self.limits),
+        )
+        self.client = BlockingKernelClient(connection_file=connection_file)
+        self.client.load_connection_file()
+        self.client.start_channels()
+        try:
+            self.client.wait_for_ready(timeout=60)
+        except RuntimeError as exc:
+            raise RemoteError("KernelDied", f"the kernel did not start ({exc})") from exc
+        stub = str(self.root / "nnfs_stub.py")
+        status, _ = self.run(f"__nnfs__ = {{'__file__': {stub!r}, '__name__': 'nnfs_stub'}}\n"
+                             f"exec(compile(open({stub!r}).read(), {stub!r}, 'exec'), __nnfs__)\n"
+                             "__nnfs__['ns'] = globals()", timeout=60, keep_outputs=False)
+        if status != "ok":
+            raise RemoteError("KernelDied", "the grading stub could not be loaded")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.stop_channels()
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+        if self.uid is not None:  # anything the student's processes left running under this uid
+            subprocess.run(["pkill", "-KILL", "-u", str(self.uid)], check=False, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def interrupt(self) -> None:
+        if self.alive():
+            os.kill(self.process.pid, signal.SIGINT)
+
+    # -- running code -----------------------------------------------------------------------------------------
+    def run(self, code: str, timeout: float, keep_outputs: bool = True) -> tuple[str, list]:
+        """Execute code; returns (status, outputs). status: ok, error, timeout, died, or output-limit."""
+        msg_id = self.client.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
+        outputs, size, status = [], 0, None
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return self._after_timeout(outputs)
+            try:
+                msg = self.client.get_iopub_msg(timeout=min(remaining, 0.5))
+            except Exception:  # noqa: BLE001 - queue.Empty: check the kernel is still there
+                if not self.alive():
+                    return "died", outputs
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            if kind == "status" and msg["content"].get("execution_state") == "idle":
+                break
+            if kind == "error":
+                status = "error"
+            if kind in ("stream", "display_data", "execute_result", "error") and keep_outputs:
+                size += len(json.dumps(msg["content"]))
+                if size > self.limits.output_bytes:
+                    self.interrupt()
+                    self._drain(msg_id, 5)
+                    outputs.append(nbformat.v4.new_output("error", ename="OutputLimit", evalue="",
+                                   traceback=[f"OutputLimit: the cell printed more than {self.limits.output_bytes // 2**20} MiB; the rest was cut."]))
+                    return "output-limit", outputs
+                outputs.append(nbformat.v4.output_from_msg(msg))
+            elif kind == "clear_output" and keep_outputs:
+                outputs = []
+        return status or "ok", outputs
+
+    def _drain(self, msg_id: str, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                msg = self.client.get_iopub_msg(timeout=0.2)
+            except Exception:  # noqa: BLE001
+                if not self.alive():
+                    return False
+                continue
+            if (msg.get("parent_header", {}).get("msg_id") == msg_id and msg["msg_type"] == "status"
+                    and msg["content"].get("execution_state") == "idle"):
+                return True
+        return False
+
+    def _after_timeout(self, outputs) -> tuple[str, list]:
+        self.interrupt()
+        return "timeout", outputs
+
+    def next_request(self) -> int:
+        self.requests += 1
+        return self.requests
+
+    def call_stub(self, number: int) -> None:
+        """Have the kernel answer request `number` (see kernel_stub.serve)."""
+        status, outputs = self.run(f"__nnfs__['serve']({self.rpc_dir!r}, {number}, __nnfs__['ns'])",
+                                   timeout=self.limits.cell_seconds, keep_outputs=False)
+        if status == "timeout":
+            if not self.settle():
+                self.stop()
+                raise RemoteError("Timeout", f"it did not return within {self.limits.cell_seconds:g} s, "
+                                             "and the kernel had to be stopped")
+            raise RemoteError("Timeout", f"it did not return within {self.limits.cell_seconds:g} s")
+        if status == "died" or not self.alive():
+            raise RemoteError("KernelDied", "the kernel died while it ran")
+
+    def settle(self, seconds: float = 10) -> bool:
+        """After an interrupt: wait until the kernel is idle again; False if it is not (then it is dead or stuck)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            status, _ = self.run("pass", timeout=1.0, keep_outputs=False)
+            if status == "ok":
+                return True
+            if not self.alive():
+                return False
+        return False
