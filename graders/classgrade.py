@@ -170,7 +170,8 @@ def grade_class(assignments: list[str] | None = None, *, workers: int | None = N
     save_api = nbgrader_api(root, **{"Autograde.sanitize_preprocessors": [],
                                      "Autograde.autograde_preprocessors": SAVE_PREPROCESSORS,
                                      "CourseDirectory.submitted_directory": f"{STATE}/executed"})
-    hide = (str(root),)
+    # the course being graded, and the clone the grader runs from (its source/ holds the same solutions)
+    hide = tuple(sorted({str(root), str(Path(__file__).resolve().parent.parent)}))
     progress = Progress(len(pending), out)
     ready = []
     for job in pending:  # 1. sanitize, in this process (it writes the gradebook)

@@ -76,6 +76,8 @@ def execute_notebook(nb, workdir: Path, *, limits: Limits = Limits(), slot: int 
             else:
                 status, outputs = session.run(cell.source, timeout=limits.cell_seconds)
                 cell.outputs = outputs
+                if any(o.get("ename") == "OutputLimitExceeded" for o in outputs):
+                    status = "output-limit"
                 if status in ("ok", "error"):
                     if status == "ok":
                         replayable.append(cell.source)

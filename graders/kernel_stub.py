@@ -115,3 +115,36 @@ def _answer(rpc_dir, number, namespace):
             np.save(os.path.join(rpc_dir, f"resp-{number}-{index}.npy"), array, allow_pickle=False)
         response["arrays"] = len(arrays)
     return response
+
+
+class OutputLimitExceeded(Exception):
+    """Raised in the student's code when a cell writes more than the grader keeps."""
+
+
+class _CappedStream:
+    """Wraps the kernel's stdout/stderr: a cell that writes past `limit` characters is stopped right there,
+    before ipykernel's buffer can exhaust the kernel's memory."""
+
+    def __init__(self, stream, limit):
+        self._stream, self._limit, self.written = stream, limit, 0
+
+    def write(self, text):
+        self.written += len(text)
+        if self.written > self._limit:
+            raise OutputLimitExceeded(f"the cell printed more than {self._limit // 2**20} MiB")
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def cap_output(limit):
+    """Install the caps; they are reset before each cell."""
+    streams = [_CappedStream(sys.stdout, limit), _CappedStream(sys.stderr, limit)]
+    sys.stdout, sys.stderr = streams
+
+    def reset(*_):
+        for stream in streams:
+            stream.written = 0
+
+    get_ipython().events.register("pre_run_cell", reset)  # noqa: F821 - defined inside the kernel

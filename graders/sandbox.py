@@ -159,7 +159,8 @@ class KernelSession:
         stub = str(self.root / "nnfs_stub.py")
         status, _ = self.run(f"__nnfs__ = {{'__file__': {stub!r}, '__name__': 'nnfs_stub'}}\n"
                              f"exec(compile(open({stub!r}).read(), {stub!r}, 'exec'), __nnfs__)\n"
-                             "__nnfs__['ns'] = globals()", timeout=60, keep_outputs=False)
+                             "__nnfs__['ns'] = globals()\n"
+                             f"__nnfs__['cap_output']({self.limits.output_bytes})", timeout=60, keep_outputs=False)
         if status != "ok":
             raise RemoteError("KernelDied", "the grading stub could not be loaded")
 
