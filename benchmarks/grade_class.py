@@ -1,0 +1,162 @@
+"""Grade one class with plain `nbgrader autograde` and with `./course grade`, side by side, in one run.
+
+    .venv/bin/python benchmarks/grade_class.py --students 40 [--workers 2] [--floor-students 5]
+
+The class: every student hands in every released notebook; by student number, 6 in 10 are fully right,
+2 in 10 half done, 1 in 10 makes a mistake in every assignment, and 1 in 10 hands in a broken file
+(alternately invalid JSON and a notebook with its test cells deleted). Both graders get their own copy
+of the course. The run fails if an honest submission (all but the broken ones) scores differently.
+
+Printed: notebooks per minute for each and their ratio, wall seconds per notebook for each, and the
+floor: a bare kernel (nbclient, no nbgrader) executing the same sanitized notebooks, one at a time.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from graders.build import build  # noqa: E402
+from graders.course import available_assignments, nbgrader_meta, notebook_path, read_notebook  # noqa: E402
+from graders.examples import Submission, make_submission  # noqa: E402
+from graders.gradebook import exercise_scores, totals  # noqa: E402
+
+
+def profile(number: int) -> str:
+    return {6: "half", 7: "half", 8: "mistake", 9: "broken"}.get(number % 10, "full")
+
+
+def submission_for(assignment: str, kind: str) -> Submission:
+    solution_ids = [nbgrader_meta(c)["grade_id"] for c in read_notebook(notebook_path(assignment, "release")).cells
+                    if nbgrader_meta(c).get("solution")]
+    if kind == "half":
+        return Submission(fill=tuple(solution_ids[: len(solution_ids) // 2]))
+    if kind == "mistake":  # the last exercise left as released: a realistic unfinished-or-wrong tail
+        return Submission(fill=tuple(solution_ids[:-1]))
+    return Submission(fill="all")
+
+
+def make_class(course: Path, students: int, assignments: list[str]) -> list[tuple[str, str, bool]]:
+    """Write submitted/; returns (student, assignment, honest)."""
+    made = []
+    for number in range(students):
+        student = f"s{number:03d}"
+        kind = profile(number)
+        for assignment in assignments:
+            target = course / "submitted" / student / assignment / notebook_path(assignment, "release").name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if kind == "broken" and number % 20 == 9:
+                target.write_text(nbformat.writes(make_submission(assignment, Submission()))[:5000])
+            elif kind == "broken":
+                nb = make_submission(assignment, Submission())
+                nb.cells = [c for c in nb.cells if not (nbgrader_meta(c).get("grade") and not nbgrader_meta(c).get("solution"))]
+                target.write_text(nbformat.writes(nb))
+            else:
+                target.write_text(nbformat.writes(make_submission(assignment, submission_for(assignment, kind))))
+            made.append((student, assignment, kind != "broken"))
+    return made
+
+
+def course_copy(base: Path, name: str, assignments: list[str]) -> Path:
+    course = base / name
+    course.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "source", course / "source")
+    build(assignments, root=course)
+    return course
+
+
+def scores(course: Path, assignments: list[str]) -> dict:
+    rows = exercise_scores(f"sqlite:///{course}/gradebook.db", "nn-from-scratch", assignments)
+    return {(s, a): v for (a, s), v in totals(rows).items()}
+
+
+def floor_seconds(course: Path, pairs: list[tuple[str, str]]) -> list[float]:
+    """A bare kernel executing each sanitized notebook (as nbgrader left it in autograded/), no grading."""
+    seconds = []
+    for student, assignment in pairs:
+        path = next((course / "autograded" / student / assignment).glob("*.ipynb"))
+        nb = nbformat.read(str(path), as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = []
+        started = time.perf_counter()
+        NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--floor-students", type=int, default=5, help="students whose notebooks the floor runs")
+    parser.add_argument("--assignments", nargs="*", default=None)
+    options = parser.parse_args()
+    assignments = options.assignments or available_assignments("source")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.pop("MPLBACKEND", None)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+
+    with tempfile.TemporaryDirectory(prefix="nnfs-bench-") as tmp:
+        base = Path(tmp)
+        plain, ours = course_copy(base, "plain", assignments), course_copy(base, "ours", assignments)
+        made = make_class(plain, options.students, assignments)
+        make_class(ours, options.students, assignments)
+        n = len(made)
+        print(f"{options.students} students x {len(assignments)} notebooks = {n} submissions", flush=True)
+
+        started = time.perf_counter()
+        for assignment in assignments:
+            subprocess.run([sys.executable, "-m", "nbgrader", "autograde", assignment], cwd=plain, env=dict(env, NNFS_COURSE_ROOT=str(plain)),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        plain_seconds = time.perf_counter() - started
+        print(f"plain nbgrader autograde (sequential): {plain_seconds:.0f} s", flush=True)
+
+        started = time.perf_counter()
+        run = subprocess.run([sys.executable, "-m", "graders", "grade", "--workers", str(options.workers)], cwd=ours,
+                             env=dict(env, NNFS_COURSE_ROOT=str(ours)), capture_output=True, text=True)
+        ours_seconds = time.perf_counter() - started
+        print(f"./course grade ({options.workers} workers): {ours_seconds:.0f} s", flush=True)
+        if run.returncode != 0:
+            print(run.stdout[-3000:], run.stderr[-3000:])
+            return 1
+
+        plain_scores, our_scores = scores(plain, assignments), scores(ours, assignments)
+        differ = [(s, a, plain_scores.get((s, a)), our_scores.get((s, a))) for s, a, honest in made
+                  if honest and plain_scores.get((s, a)) != our_scores.get((s, a))]
+        honest = sum(h for _, _, h in made)
+
+        floor_pairs = [(s, a) for s, a, h in made if h and int(s[1:]) < options.floor_students]
+        floor = floor_seconds(plain, floor_pairs)
+        floor_mean = sum(floor) / max(len(floor), 1)
+
+        print()
+        print(f"{'':34s}{'plain nbgrader':>16s}{'./course grade':>16s}")
+        print(f"{'notebooks per minute':34s}{60 * n / plain_seconds:16.1f}{60 * n / ours_seconds:16.1f}")
+        print(f"{'wall seconds per notebook':34s}{plain_seconds / n:16.2f}{ours_seconds / n:16.2f}")
+        print(f"{'throughput ratio':34s}{'':16s}{plain_seconds / ours_seconds:15.2f}x")
+        print(f"{'core-seconds per notebook':34s}{plain_seconds / n:16.2f}{options.workers * ours_seconds / n:16.2f}")
+        print(f"floor: a bare kernel runs one of these notebooks in {floor_mean:.2f} s (mean of {len(floor)}); "
+              f"./course grade spends {options.workers * ours_seconds / n / floor_mean:.2f}x that per notebook "
+              f"and core, plain nbgrader {plain_seconds / n / floor_mean:.2f}x")
+        print(f"honest submissions with identical scores: {honest - len(differ)} of {honest}")
+        for row in differ[:20]:
+            print("  differs:", row)
+        return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

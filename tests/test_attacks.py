@@ -1,0 +1,74 @@
+"""Every attack in tests/attacks.py earns nothing under `./course grade`, and the ones marked `fools_plain`
+really do earn points under plain `nbgrader autograde` (so the catalog tests something real)."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from graders.classgrade import grade_class
+from graders.course import course_root, notebook_path, read_notebook
+from graders.gradebook import exercise_scores, totals
+from graders.sandbox import Limits
+from tests.attacks import attacks
+
+ROOT = course_root()
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def make_course(path, root_for_attacks):
+    for name in ("nbgrader_config.py", "source"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, path / name)
+    from graders.build import build
+    build(["01_neuron"], root=path)
+    for attack in attacks(str(root_for_attacks)):
+        nb = attack.apply(read_notebook(notebook_path("01_neuron", "release")))
+        target = path / "submitted" / slug(attack.name) / "01_neuron" / "neuron.ipynb"
+        target.parent.mkdir(parents=True)
+        nbformat.write(nb, str(target))
+
+
+@pytest.fixture(scope="module")
+def scores(tmp_path_factory):
+    ours, plain = tmp_path_factory.mktemp("ours"), tmp_path_factory.mktemp("plain")
+    results = {}
+    for kind, course in (("plain", plain), ("ours", ours)):
+        os.environ["NNFS_COURSE_ROOT"] = str(course)
+        try:
+            make_course(course, course)
+            if kind == "ours":
+                jobs = grade_class(["01_neuron"], workers=2, root=course,
+                                   limits=Limits(cell_seconds=20, notebook_seconds=240))
+                assert not [j.errors for j in jobs if j.errors], "the grader itself failed"
+            else:
+                env = dict(os.environ, OMP_NUM_THREADS="1")
+                subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "01_neuron"], cwd=course, env=env,
+                               capture_output=True, text=True, timeout=1800)
+            rows = exercise_scores(f"sqlite:///{course}/gradebook.db", "nn-from-scratch", ["01_neuron"])
+            results[kind] = {student: score for (_, student), score in totals(rows).items()}
+        finally:
+            os.environ.pop("NNFS_COURSE_ROOT", None)
+    return results
+
+
+@pytest.mark.parametrize("attack", attacks("."), ids=lambda a: slug(a.name))
+def test_attack_earns_nothing_here(scores, attack):
+    assert scores["ours"].get(slug(attack.name), 0.0) == 0.0
+
+
+@pytest.mark.parametrize("attack", attacks("."), ids=lambda a: slug(a.name))
+def test_attack_behaves_as_catalogued_under_plain_nbgrader(scores, attack):
+    earned = scores["plain"].get(slug(attack.name), 0.0)
+    assert (earned > 0) == attack.fools_plain, f"plain nbgrader gave {earned}"
+
+
+def test_the_catalog_is_big_enough_and_fools_plain_nbgrader_often():
+    catalog = attacks(".")
+    assert len(catalog) >= 15
+    assert sum(a.fools_plain for a in catalog) >= 8
