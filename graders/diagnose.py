@@ -28,7 +28,7 @@ def shape_mistake(got_shape: tuple, expected_shape: tuple) -> str:
     if len(e) >= 2 and g == e[::-1]:
         return "your result is transposed: swap the operands or add .T (write the shapes of each factor next to the line)."
     if len(e) == 1 and g in ((e[0], e[0]),) and e[0] > 1:
-        return (f"broadcasting bug: an (N, 1) array met an (N,) array and NumPy built an (N, N) table. "
+        return ("broadcasting bug: an (N, 1) array met an (N,) array and NumPy built an (N, N) table. "
                 "Keep both operands 1-D (use .ravel()) or both 2-D.")
     if len(g) == len(e) + 1 and 1 in g and tuple(d for d in g if d != 1) == tuple(d for d in e if d != 1):
         return "an extra axis of length 1: drop keepdims=True or reshape(-1) before returning."

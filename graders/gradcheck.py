@@ -5,6 +5,7 @@ Centered differences in float64. Checks contract the output with a random upstre
 """
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 import numpy as np
@@ -61,3 +62,18 @@ def contracted(forward: Callable, args: list, index: int, dout, pick: Callable =
         new_args[index] = x
         return float(np.sum(np.asarray(pick(forward(*new_args)), dtype=np.float64) * dout))
     return f
+
+
+def input_at(args: list, where):
+    """The input a gradient is taken with respect to: `args[where]`, or `args[i][key]` for where = (i, key)."""
+    return args[where[0]][where[1]] if isinstance(where, tuple) else args[where]
+
+
+def with_input(args: list, where, value) -> list:
+    """A deep copy of `args` with the input at `where` (see `input_at`) replaced by `value`."""
+    new_args = copy.deepcopy(list(args))
+    if isinstance(where, tuple):
+        new_args[where[0]] = {**new_args[where[0]], where[1]: value}
+    else:
+        new_args[where] = value
+    return new_args

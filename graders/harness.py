@@ -392,18 +392,10 @@ class Tester:
         dout = self.rng.normal(size=np.shape(out))
         grads = self.part(self.call(backward, dout, cache), unpack, backward)
 
-        def replaced(where, value):
-            new_args = copy.deepcopy(list(args))
-            if isinstance(where, tuple):
-                new_args[where[0]] = {**new_args[where[0]], where[1]: value}
-            else:
-                new_args[where] = value
-            return new_args
-
         for grad_name, where in wrt.items():
-            original = args[where[0]][where[1]] if isinstance(where, tuple) else args[where]
+            original = gradcheck.input_at(args, where)
             loss = lambda value, where=where: float(np.sum(  # noqa: E731
-                np.asarray(ref_forward(*replaced(where, value), **kwargs)[0]) * dout))
+                np.asarray(ref_forward(*gradcheck.with_input(args, where, value), **kwargs)[0]) * dout))
             numerical = gradcheck.numerical_gradient(loss, np.asarray(original, dtype=np.float64))
             if grad_name not in grads:
                 raise Failure(f"`{backward}` did not return {grad_name}.",

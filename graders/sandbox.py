@@ -142,7 +142,10 @@ class KernelSession:
                "TMPDIR": str(self.root / "home"), "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
                "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
                "PYTHONWARNINGS": "ignore::DeprecationWarning", "NBGRADER_EXECUTION": "autograde",
-               "MPLCONFIGDIR": str(self.root / "home" / "mpl"), "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+               "MPLCONFIGDIR": str(self.root / "home" / "mpl"), "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+               # ipykernel exits when this process does, so a killed grader leaves no kernels behind
+               "JPY_PARENT_PID": str(os.getpid())}
+        self._kill_leftovers()
         self.process = subprocess.Popen(
             [self.python, "-m", "ipykernel_launcher", "-f", connection_file, "--IPKernelApp.log_level=ERROR",
              "--HistoryManager.hist_file=:memory:"],
@@ -176,7 +179,11 @@ class KernelSession:
             except ProcessLookupError:
                 pass
             self.process.wait()
-        if self.uid is not None:  # anything the student's processes left running under this uid
+        self._kill_leftovers()
+
+    def _kill_leftovers(self) -> None:
+        """Anything still running under this sandbox's uid: the student's forks, or an earlier killed run's."""
+        if self.uid is not None:
             subprocess.run(["pkill", "-KILL", "-u", str(self.uid)], check=False, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
 

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from ..gradcheck import numerical_gradient
+from ..gradcheck import input_at, numerical_gradient, with_input
 from ..harness import Failure, checks_for
 
 visible, hidden = checks_for("04_attention")
@@ -149,15 +149,9 @@ def _layer_check(t, forward, backward, args, wrt, unpack, *, kwargs=None, candid
     suspects = candidates(dout) if candidates else {}
     inputs = f"{forward} inputs: " + t.describe_args(ref_forward, args, kwargs) + "; dout random"
     for name, where in wrt.items():
-        def replaced(value, where=where):
-            new_args = copy.deepcopy(list(args))
-            if isinstance(where, tuple):
-                new_args[where[0]] = {**new_args[where[0]], where[1]: value}
-            else:
-                new_args[where] = value
-            return new_args
-        original = args[where[0]][where[1]] if isinstance(where, tuple) else args[where]
-        loss = lambda value, replaced=replaced: float(np.sum(np.asarray(ref_forward(*replaced(value), **kwargs)[0]) * dout))  # noqa: E731
+        original = input_at(args, where)
+        loss = lambda value, where=where: float(np.sum(  # noqa: E731
+            np.asarray(ref_forward(*with_input(args, where, value), **kwargs)[0]) * dout))
         numerical = numerical_gradient(loss, np.asarray(original, dtype=np.float64))
         if name not in grads:
             raise Failure(f"`{backward}` did not return {name}.", hint=f"return every gradient the docstring of `{backward}` lists.")

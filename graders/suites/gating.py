@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from ..gradcheck import numerical_gradient
-from ..harness import Failure, Tester, checks_for
+from ..gradcheck import input_at, numerical_gradient, with_input
+from ..harness import Tester, checks_for
 
 visible, hidden = checks_for("05_gating")
 
@@ -62,19 +62,11 @@ def _check_backward(t, forward, backward, args, wrt, names, *, n_out=1, suspects
     grads = t.part(back, unpack, backward)
     mistakes = suspects(douts) if suspects else {}
 
-    def replaced(where, value):
-        new_args = copy.deepcopy(list(args))
-        if isinstance(where, tuple):
-            new_args[where[0]] = {**new_args[where[0]], where[1]: value}
-        else:
-            new_args[where] = value
-        return new_args
-
     for name, where in wrt.items():
-        original = args[where[0]][where[1]] if isinstance(where, tuple) else args[where]
+        original = input_at(args, where)
 
         def loss(value, where=where):
-            outputs = ref(*replaced(where, value))
+            outputs = ref(*with_input(args, where, value))
             return float(sum(np.sum(np.asarray(outputs[i]) * douts[i]) for i in range(n_out)))
 
         numerical = numerical_gradient(loss, np.asarray(original, dtype=np.float64))

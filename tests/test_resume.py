@@ -1,0 +1,50 @@
+"""A grading run killed half way picks up where it stopped, and ends with the same grades as an uninterrupted one."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from graders.course import course_root
+from graders.examples import load_class
+
+ROOT = course_root()
+
+
+def test_a_killed_run_resumes_and_gives_the_expected_grades(tmp_path):
+    for name in ("nbgrader_config.py", "source", "examples"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
+    env = dict(os.environ, NNFS_COURSE_ROOT=str(tmp_path), OMP_NUM_THREADS="1")
+    env.pop("MPLBACKEND", None)
+    code = ("from graders.build import build; from graders.examples import write_class; "
+            "from graders.course import course_root; build(['01_neuron']); "
+            "write_class(course_root() / 'submitted')")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    for student in list((tmp_path / "submitted").iterdir()):  # keep 01_neuron only: this test is about resuming
+        for other in student.iterdir():
+            if other.name != "01_neuron":
+                shutil.rmtree(other)
+
+    grading = subprocess.Popen([sys.executable, "-m", "graders", "grade", "--workers", "1"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    done = tmp_path / ".grading" / "done" / "01_neuron"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(done.glob("*.json"))) < 3:
+        time.sleep(0.2)
+    os.killpg(grading.pid, signal.SIGKILL)  # the whole command and its workers, mid-batch
+    grading.wait()
+    finished_before = len(list(done.glob("*.json")))
+    assert 3 <= finished_before < 6
+
+    again = subprocess.run([sys.executable, "-m", "graders", "grade"], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{finished_before} already graded" in again.stdout
+
+    export = tmp_path / "grades.csv"
+    subprocess.run([sys.executable, "-m", "nbgrader", "export", "--to", str(export)], cwd=tmp_path, env=env,
+                   check=True, capture_output=True, timeout=300)
+    rows = [line.split(",") for line in export.read_text().splitlines()[1:]]
+    got = {row[3]: float(row[9]) for row in rows if row[0] == "01_neuron"}
+    assert got == {s: float(v) for s, v in load_class(ROOT).EXPECTED_SCORES["01_neuron"].items()}
