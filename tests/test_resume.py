@@ -18,7 +18,7 @@ def test_a_killed_run_resumes_and_gives_the_expected_grades(tmp_path):
     env = dict(os.environ, NNFS_COURSE_ROOT=str(tmp_path), OMP_NUM_THREADS="1")
     env.pop("MPLBACKEND", None)
     code = ("from graders.build import build; from graders.examples import write_class; "
-            "from graders.course import course_root; build(['01_neuron']); "
+            "from graders.course import course_root; build(); "
             "write_class(course_root() / 'submitted')")
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
     for student in list((tmp_path / "submitted").iterdir()):  # keep 01_neuron only: this test is about resuming
