@@ -546,4 +546,156 @@ def load_balancing_loss(router_probs, expert_index, n_experts):
     one_hot = np.eye(n_experts)[expert_index]
     return float(n_experts * np.mean(one_hot, axis=0) @ np.mean(router_probs, axis=0))
 """),
+    Right("fused [x, h_prev] LSTM, per-sample GLU/SwiGLU loops, in-place BPTT carry, and mask-based MoE", """
+def glu_forward(X, W, b, V, c):
+    X = np.asarray(X, dtype=float)
+    N, F = X.shape[0], W.shape[1]
+    out, A, G = np.empty((N, F)), np.empty((N, F)), np.empty((N, F))
+    for n in range(N):
+        A[n] = X[n] @ W + b
+        G[n] = sigmoid(X[n] @ V + c)
+        out[n] = A[n] * G[n]
+    return out, (X, W, V, A, G)
+
+def glu_backward(dout, cache):
+    X, W, V, A, G = cache
+    dX = np.zeros(X.shape)
+    dW, dV = np.zeros(W.shape), np.zeros(V.shape)
+    db, dc = np.zeros(W.shape[1]), np.zeros(V.shape[1])
+    for n in range(X.shape[0]):
+        da = dout[n] * G[n]
+        du = dout[n] * A[n] * G[n] * (1.0 - G[n])
+        dX[n] = W @ da + V @ du
+        dW += np.outer(X[n], da)
+        dV += np.outer(X[n], du)
+        db += da
+        dc += du
+    return dX, dW, db, dV, dc
+
+def swiglu_forward(X, W, b, V, c):
+    X = np.asarray(X, dtype=float)
+    N, F = X.shape[0], W.shape[1]
+    out, A, U = np.empty((N, F)), np.empty((N, F)), np.empty((N, F))
+    for n in range(N):
+        A[n] = X[n] @ W + b
+        U[n] = X[n] @ V + c
+        out[n] = A[n] * sigmoid(A[n]) * U[n]
+    return out, (X, W, V, A, U)
+
+def swiglu_backward(dout, cache):
+    X, W, V, A, U = cache
+    dX = np.zeros(X.shape)
+    dW, dV = np.zeros(W.shape), np.zeros(V.shape)
+    db, dc = np.zeros(W.shape[1]), np.zeros(V.shape[1])
+    for n in range(X.shape[0]):
+        s = sigmoid(A[n])
+        swish = A[n] * s
+        da = dout[n] * U[n] * (swish + s * (1.0 - swish))   # swish' = s + a s (1 - s) = swish + s (1 - swish)
+        du = dout[n] * swish
+        dX[n] = W @ da + V @ du
+        dW += np.outer(X[n], da)
+        dV += np.outer(X[n], du)
+        db += da
+        dc += du
+    return dX, dW, db, dV, dc
+
+def lstm_cell_forward(x, h_prev, c_prev, params):
+    H = h_prev.shape[1]
+    xh = np.concatenate([x, h_prev], axis=1)                  # (N, D + H)
+    W = np.vstack([params["Wx"], params["Wh"]])               # (D + H, 4H): one fused product
+    a = xh @ W + params["b"]
+    i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), sigmoid(a[:, 3 * H:])
+    g = np.tanh(a[:, 2 * H:3 * H])
+    c = f * c_prev + i * g
+    h = o * np.tanh(c)
+    return h, c, {"xh": xh, "W": W, "D": x.shape[1], "c_prev": c_prev, "c": c, "ifgo": (i, f, g, o)}
+
+def lstm_cell_backward(dh, dc, cache):
+    xh, W, D, c_prev, c = cache["xh"], cache["W"], cache["D"], cache["c_prev"], cache["c"]
+    i, f, g, o = cache["ifgo"]
+    tc = np.tanh(c)
+    dct = dc + dh * o * (1.0 - tc ** 2)
+    da = np.concatenate([dct * g * i * (1.0 - i), dct * c_prev * f * (1.0 - f),
+                         dct * i * (1.0 - g ** 2), dh * tc * o * (1.0 - o)], axis=1)
+    dW = xh.T @ da
+    dxh = da @ W.T
+    grads = {"Wx": dW[:D].copy(), "Wh": dW[D:].copy(), "b": da.sum(axis=0)}
+    return dxh[:, :D].copy(), dxh[:, D:].copy(), dct * f, grads
+
+def gru_forward(X, h0, params):
+    h = h0
+    states, caches = [], []
+    for t in range(X.shape[1]):
+        h, step = gru_cell_forward(X[:, t], h, params)
+        states.append(h)
+        caches.append(step)
+    keys = ("Wx", "Wh", "bx", "bh")
+    return np.stack(states, axis=1), {"caches": caches, "D": X.shape[2], "zeros": {k: np.zeros_like(params[k], dtype=float) for k in keys}}
+
+def gru_backward(dH, cache):
+    caches = cache["caches"]
+    N, T, _ = dH.shape
+    total = np.array(dH, dtype=float)                         # copy: the carry is added into the previous step's slot
+    dX = np.zeros((N, T, cache["D"]))
+    grads = {k: v.copy() for k, v in cache["zeros"].items()}
+    dh0 = None
+    for t in range(T - 1, -1, -1):
+        dx, dprev, g = gru_cell_backward(total[:, t], caches[t])
+        dX[:, t] = dx
+        for k in grads:
+            grads[k] += g[k]
+        if t > 0:
+            total[:, t - 1] += dprev
+        else:
+            dh0 = dprev
+    return dX, dh0, grads
+
+def moe_forward(X, params, top_k):
+    probs = softmax(X @ params["Wr"])
+    N, E = probs.shape
+    mask = np.zeros((N, E), dtype=bool)
+    left = probs.copy()
+    for _ in range(top_k):                                    # repeated argmax: ties go to the lower index
+        best = np.argmax(left, axis=1)
+        mask[np.arange(N), best] = True
+        left[np.arange(N), best] = -np.inf
+    total = np.sum(np.where(mask, probs, 0.0), axis=1, keepdims=True)
+    G = np.where(mask, probs, 0.0) / total                    # (N, E) gate matrix, zero off the chosen experts
+    out = np.zeros(X.shape)
+    experts = []
+    for e in range(E):
+        tokens = mask[:, e]
+        pre = X[tokens] @ params["W1"][e] + params["b1"][e]
+        y = np.maximum(pre, 0.0) @ params["W2"][e] + params["b2"][e]
+        out[tokens] += G[tokens, e:e + 1] * y
+        experts.append((tokens, pre, y))
+    return out, {"X": X, "params": params, "probs": probs, "mask": mask, "G": G, "total": total, "experts": experts}
+
+def moe_backward(dout, cache):
+    X, p, probs, mask, G, total = (cache[k] for k in ("X", "params", "probs", "mask", "G", "total"))
+    grads = {k: np.zeros_like(v, dtype=float) for k, v in p.items()}
+    dX = np.zeros(X.shape)
+    dG = np.zeros(G.shape)
+    for e, (tokens, pre, y) in enumerate(cache["experts"]):
+        dG[tokens, e] = np.einsum("nd,nd->n", dout[tokens], y)
+        dy = G[tokens, e:e + 1] * dout[tokens]
+        grads["W2"][e] = np.maximum(pre, 0.0).T @ dy
+        grads["b2"][e] = dy.sum(axis=0)
+        dpre = (dy @ p["W2"][e].T) * (pre > 0)
+        grads["W1"][e] = X[tokens].T @ dpre
+        grads["b1"][e] = dpre.sum(axis=0)
+        dX[tokens] += dpre @ p["W1"][e].T
+    # G = p / total on the chosen experts: dp_e = (dG_e - sum_j G_j dG_j) / total there, 0 elsewhere
+    dprobs = np.where(mask, (dG - np.sum(G * dG, axis=1, keepdims=True)) / total, 0.0)
+    dlogits = probs * (dprobs - np.sum(probs * dprobs, axis=1, keepdims=True))
+    grads["Wr"] = X.T @ dlogits
+    return dX + dlogits @ p["Wr"].T, grads
+
+def load_balancing_loss(router_probs, expert_index, n_experts):
+    counts = np.zeros(n_experts)
+    np.add.at(counts, np.asarray(expert_index), 1.0)
+    f = counts / counts.sum()
+    P = np.asarray(router_probs, dtype=float).sum(axis=0) / len(router_probs)
+    return float(n_experts * f.dot(P))
+"""),
 ]
