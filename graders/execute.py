@@ -78,13 +78,15 @@ def execute_notebook(nb, workdir: Path, *, limits: Limits = Limits(), slot: int 
                 cell.outputs = outputs
                 if any(o.get("ename") == "OutputLimitExceeded" for o in outputs):
                     status = "output-limit"
+                elif any(o.get("ename") == "MemoryError" for o in outputs):
+                    status = "memory"  # what it allocated may still be held: start afresh
                 if status in ("ok", "error"):
                     if status == "ok":
                         replayable.append(cell.source)
                     continue
                 summary.faults.append(f"cell {index}: {status}")
                 cell.outputs.append(_error(*_fault_message(status, limits)))
-                healthy = status != "died" and session.alive() and session.settle(10)
+                healthy = status not in ("died", "memory") and session.alive() and session.settle(10)
             if not healthy:
                 summary.faults.append(f"cell {index}: kernel restarted")
                 gave_up = _restart_and_replay(session, replayable, limits)
@@ -102,6 +104,9 @@ def _fault_message(status: str, limits: Limits) -> tuple[str, str]:
         return "KernelDied", ("the kernel died while running this cell (os._exit, a crash, or more than "
                               f"{limits.memory_bytes / 2**30:g} GiB of memory); it was restarted, the cells "
                               "before this one were run again, and grading went on.")
+    if status == "memory":
+        return "MemoryLimit", (f"this cell ran out of memory (the cap is {limits.memory_bytes / 2**30:g} GiB); the "
+                               "kernel was restarted, the cells before this one were run again, and grading went on.")
     return "OutputLimit", f"this cell printed more than {limits.output_bytes // 2**20} MiB; the output was cut."
 
 

@@ -233,7 +233,27 @@ class KernelSession:
                 outputs.append(nbformat.v4.output_from_msg(msg))
             elif kind == "clear_output" and keep_outputs:
                 outputs = []
+        reply = self._reply(msg_id)
+        if reply is not None and reply.get("status") == "error":
+            status = "error"
+            if keep_outputs and not any(o.get("output_type") == "error" for o in outputs):
+                # e.g. a MemoryError: the kernel may have had no memory left to publish the traceback
+                outputs.append(nbformat.v4.new_output(
+                    "error", ename=str(reply.get("ename", "Error")), evalue=str(reply.get("evalue", "")),
+                    traceback=[f"{reply.get('ename', 'Error')}: {reply.get('evalue', '')}"]))
         return status or "ok", outputs
+
+    def _reply(self, msg_id: str, seconds: float = 5.0):
+        """The execute_reply of msg_id (older replies on the shell channel are dropped), or None."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                msg = self.client.get_shell_msg(timeout=max(0.05, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 - queue.Empty
+                return None
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return msg.get("content", {})
+        return None
 
     def _drain(self, msg_id: str, seconds: float) -> bool:
         deadline = time.monotonic() + seconds

@@ -83,6 +83,7 @@ def test_faults_are_explained_in_the_graded_notebook(graded):
         return " ".join(o.get("evalue", "") for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error")
     assert "did not finish within 8 s" in errors("loops_forever")
     assert "printed more than 1 MiB" in errors("prints_gigabytes")
-    assert "MemoryError" in errors("allocates_without_bound") or "kernel died" in errors("allocates_without_bound")
+    assert "ran out of memory" in errors("allocates_without_bound") or "kernel died" in errors("allocates_without_bound")
+    assert "name 'plt' is not defined" not in errors("allocates_without_bound")  # the kernel was restarted
     assert "No such file" in errors("reads_the_solutions")
     assert "No module named 'graders'" in errors("imports_graders")
