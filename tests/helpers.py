@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
-from graders.course import notebook_path, read_notebook, graded_cells
+from graders.course import course_root, graded_cells, notebook_path, read_notebook
 from graders.reference import reference
 
 
@@ -42,3 +44,14 @@ def grade_namespace(assignment: str, namespace: dict, exercise: str | None = Non
                 earned = 0.0
         grades.append(CellGrade(cell.grade_id, cell.exercise, cell.points, earned, out.getvalue()))
     return grades
+
+
+#: This clone, fixed at import: tests point NNFS_COURSE_ROOT at scratch courses while they build them.
+COURSE = course_root()
+
+
+def copy_course(destination: Path, names: tuple[str, ...]) -> Path:
+    """Copy parts of this course (files or folders, e.g. "source") into a scratch course folder."""
+    for name in names:
+        (shutil.copytree if (COURSE / name).is_dir() else shutil.copy)(COURSE / name, destination / name)
+    return destination

@@ -2,7 +2,6 @@
 really do earn points under plain `nbgrader autograde` (so the catalog tests something real)."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -10,6 +9,7 @@ import nbformat
 import pytest
 
 from graders.classgrade import grade_class
+from tests.helpers import copy_course
 from graders.course import course_root, notebook_path, read_notebook
 from graders.gradebook import exercise_scores, totals
 from graders.sandbox import Limits
@@ -23,8 +23,7 @@ def slug(name: str) -> str:
 
 
 def make_course(path, root_for_attacks):
-    for name in ("nbgrader_config.py", "source"):
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, path / name)
+    copy_course(path, ("nbgrader_config.py", "source"))
     from graders.build import build
     build(["01_neuron"], root=path)
     for attack in attacks(str(root_for_attacks)):

@@ -8,12 +8,12 @@ gives a self-learner the same verdict without a gradebook.
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+from tests.helpers import copy_course
 from graders.course import course_root
 from graders.examples import load_class
 
@@ -23,8 +23,7 @@ ROOT = course_root()
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     course = tmp_path_factory.mktemp("course")
-    for name in ("nbgrader_config.py", "source", "examples"):
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, course / name)
+    copy_course(course, ("nbgrader_config.py", "source", "examples"))
     env = dict(os.environ, NNFS_COURSE_ROOT=str(course), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     env.pop("MPLBACKEND", None)  # kernels must use the inline backend, as in JupyterLab, so figures render
     run = subprocess.run([sys.executable, "-m", "graders", "demo"], cwd=course, env=env, capture_output=True,

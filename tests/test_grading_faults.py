@@ -5,13 +5,13 @@ honest parts deserve: 53 when the hostile code touches nothing graded, and 53 mi
 exercise it breaks otherwise.
 """
 import os
-import shutil
 
 import nbformat
 import pytest
 
 from graders.classgrade import grade_class
-from graders.course import course_root, nbgrader_meta
+from tests.helpers import copy_course
+from graders.course import course_root
 from graders.examples import Submission, make_submission
 from graders.gradebook import exercise_scores, totals
 from graders.sandbox import Limits
@@ -47,8 +47,7 @@ HOSTILE = {
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     course = tmp_path_factory.mktemp("hostile")
-    for name in ("nbgrader_config.py", "source", "release"):
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, course / name)
+    copy_course(course, ("nbgrader_config.py", "source", "release"))
     os.environ["NNFS_COURSE_ROOT"] = str(course)
     try:
         from graders.build import build

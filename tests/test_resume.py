@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+from tests.helpers import copy_course
 from graders.course import course_root
 from graders.examples import load_class
 
@@ -13,8 +14,7 @@ ROOT = course_root()
 
 
 def test_a_killed_run_resumes_and_gives_the_expected_grades(tmp_path):
-    for name in ("nbgrader_config.py", "source", "examples"):
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
+    copy_course(tmp_path, ("nbgrader_config.py", "source", "examples"))
     env = dict(os.environ, NNFS_COURSE_ROOT=str(tmp_path), OMP_NUM_THREADS="1")
     env.pop("MPLBACKEND", None)
     code = ("from graders.build import build; from graders.examples import write_class; "
