@@ -10,6 +10,9 @@ Cell markers, one per line:
   # %% setup                   a code cell tagged `setup` (imports; part of the reference namespace)
   # %% solution <grade_id>     an nbgrader solution cell (autograded answer)
   # %% test <grade_id> <pts>   an nbgrader test cell (locked, graded, worth <pts> points)
+
+Test cells are tagged `raises-exception`: JupyterLab's Run All (and nbclient) then go on past a failed
+check, so a student sees the state of every exercise and every figure in one run.
 """
 from __future__ import annotations
 
@@ -63,6 +66,7 @@ def text_to_notebook(text: str):
                 points = float(marker[2])
                 cell.metadata["nbgrader"] = _nbgrader(marker[1], grade=True, solution=False, locked=True,
                                                       points=int(points) if points.is_integer() else points)
+                cell.metadata["tags"] = ["raises-exception"]
             elif kind != "code":
                 raise ValueError(f"unknown cell marker {' '.join(marker)!r}")
         cell.id = _cell_id(index)

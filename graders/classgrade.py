@@ -1,8 +1,9 @@
 """Grade a whole class: nbgrader's pipeline, with execution parallel, isolated and decided outside the kernel.
 
 For each submission under submitted/<student>/<assignment>/:
-1. sanitize (this process, nbgrader's Autograde with no execution): the student and submission rows are
-   made in the gradebook, and nbgrader's OverwriteCells puts back the locked and deleted cells from it;
+1. sanitize (this process, nbgrader's Autograde with no execution, just before a worker is free for it):
+   the student and submission rows are made in the gradebook, and nbgrader's OverwriteCells puts back the
+   locked and deleted cells from it;
 2. execute (a worker process, N at once): the notebook runs in a sandboxed kernel; test cells are decided
    by the grader (graders/execute.py); the result is written atomically to .grading/executed/;
 3. save (this process, nbgrader's Autograde with no sanitizing and no execution): SaveAutoGrades and late
@@ -110,18 +111,18 @@ def failure_reason(log: str) -> str:
 
 
 # -- worker side ---------------------------------------------------------------------------------------------
-_SLOT = None
-
-
-def _init_worker(slots) -> None:
-    global _SLOT
-    _SLOT = slots.get()
+def _init_worker() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from .sandbox import launcher
+    try:
+        launcher(sys.executable)  # warm up while the coordinator sanitizes the first submissions
+    except Exception:  # noqa: BLE001 - the first kernel start tries again, and reports why
+        pass
 
 
 def _execute_job(sanitized: str, executed: str, limits: Limits, hide: tuple) -> tuple[float, list, list]:
     from .execute import execute_file
-    summary = execute_file(sanitized, executed, limits=limits, slot=_SLOT, hide=hide)
+    summary = execute_file(sanitized, executed, limits=limits, hide=hide)
     return summary.seconds, summary.faults, summary.grader_errors
 
 
@@ -173,12 +174,8 @@ def grade_class(assignments: list[str] | None = None, *, workers: int | None = N
     # the course being graded, and the clone the grader runs from (its source/ holds the same solutions)
     hide = tuple(sorted({str(root), str(Path(__file__).resolve().parent.parent)}))
     progress = Progress(len(pending), out)
-    ready = []
-    for job in pending:  # 1. sanitize, in this process (it writes the gradebook)
-        _sanitize(root, job, sanitize_api, save_api, ready, progress)
-
     try:
-        _execute_all(root, ready, workers, limits, hide, save_api, progress)
+        _grade_all(root, pending, workers, limits, hide, sanitize_api, save_api, progress)
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to pick up where it stopped", file=out)
         raise
@@ -186,25 +183,32 @@ def grade_class(assignments: list[str] | None = None, *, workers: int | None = N
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
-    context = multiprocessing.get_context("spawn")
-    slots = context.Queue()
-    for slot in range(workers):
-        slots.put(slot)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(slots,))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker)
 
 
-def _execute_all(root: Path, ready: list, workers: int, limits: Limits, hide: tuple, save_api,
-                 progress: Progress) -> None:
-    """2. execute in worker processes; 3. save here as each finishes. A dead worker costs one retry."""
-    queue = [(job, sanitized, executed, 0) for job, sanitized, executed in ready]
+def _grade_all(root: Path, pending: list[Job], workers: int, limits: Limits, hide: tuple, sanitize_api, save_api,
+               progress: Progress) -> None:
+    """1. sanitize here, just before a worker is free for the submission (so the workers never wait for a
+    sanitize pass over the whole class); 2. execute in the workers; 3. save here as each one finishes.
+    A dead worker costs its submissions one retry."""
+    unsanitized = list(pending)
+    queue: list = []  # (job, sanitized, executed, attempt), sanitized and waiting for a worker
     running: dict = {}
     pool = _new_pool(workers)
     try:
-        while queue or running:
-            while queue and len(running) < workers * 2:
+        while unsanitized or queue or running:
+            while len(running) < workers * 2 and (queue or unsanitized):
+                if not queue:
+                    ready = _sanitize(root, unsanitized.pop(0), sanitize_api, save_api, progress)
+                    if ready:
+                        queue.append((*ready, 0))
+                    continue
                 job, sanitized, executed, attempt = queue.pop(0)
                 future = pool.submit(_execute_job, str(sanitized), str(executed), limits, hide)
                 running[future] = (job, sanitized, executed, attempt)
+            if not running:
+                continue
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             broken = False
             for future in finished:
@@ -236,7 +240,9 @@ def _execute_all(root: Path, ready: list, workers: int, limits: Limits, hide: tu
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _sanitize(root: Path, job: Job, api, save_api, ready: list, progress: Progress) -> None:
+def _sanitize(root: Path, job: Job, api, save_api, progress: Progress) -> tuple | None:
+    """(job, sanitized notebook, where its execution goes), or None when it could not be read (then it is
+    graded as empty here and now, with the reason)."""
     result = api.autograde(job.assignment, job.student, force=True, create=True)
     name = notebook_path(job.assignment, "release").name
     sanitized = root / "autograded" / job.student / job.assignment / name
@@ -246,8 +252,7 @@ def _sanitize(root: Path, job: Job, api, save_api, ready: list, progress: Progre
         if (root / "submitted" / job.student / job.assignment / extra).exists():
             shutil.copy(root / "submitted" / job.student / job.assignment / extra, executed.parent / extra)
     if result.get("success") and sanitized.exists():
-        ready.append((job, sanitized, executed))
-        return
+        return job, sanitized, executed
     reason = failure_reason(result.get("log", "") + result.get("error", ""))
     tmp = str(executed) + ".tmp"
     nbformat.write(_unreadable_notebook(job.assignment, reason), tmp)
@@ -258,6 +263,7 @@ def _sanitize(root: Path, job: Job, api, save_api, ready: list, progress: Progre
     except Exception as exc:  # noqa: BLE001
         job.status, job.errors = "failed", (f"{type(exc).__name__}: {exc}",)
     progress.update(job)
+    return None
 
 
 def _save(root: Path, job: Job, api, executed: Path) -> None:

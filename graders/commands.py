@@ -119,6 +119,16 @@ def lab_command(args: list[str]) -> int:
     os.execvp("jupyter", ["jupyter", "lab", *args])
 
 
+@register("validate", "NOTEBOOK...", "nbgrader validate, with an exit status: 1 if a test fails, 2 if a locked cell changed")
+def validate_command(args: list[str]) -> int:
+    from .selfcheck import validate
+    if not args or args[0].startswith("-"):
+        print("usage: ./course validate NOTEBOOK...   (runs the notebook's visible tests, as nbgrader's Validate "
+              "button does)")
+        return 2
+    return max(validate(Path(path)) for path in args)
+
+
 @register("selfcheck", "NOTEBOOK [--assignment ID]", "run the hidden tests on your own notebook and print your score")
 def selfcheck_command(args: list[str]) -> int:
     from .selfcheck import selfcheck

@@ -47,12 +47,12 @@ class ExecutionSummary:
     seconds: float = 0.0
 
 
-def execute_notebook(nb, workdir: Path, *, limits: Limits = Limits(), slot: int = 0,
+def execute_notebook(nb, workdir: Path, *, limits: Limits = Limits(),
                      hide: tuple = ()) -> ExecutionSummary:
     """Execute `nb` (already sanitized by nbgrader) in place, with `workdir` as the kernel's working copy."""
     started = time.monotonic()
     summary = ExecutionSummary()
-    session = KernelSession(workdir, limits=limits, slot=slot, hide=hide)
+    session = KernelSession(workdir, limits=limits, hide=hide)
     replayable: list[str] = []
     gave_up = None
     try:
@@ -137,17 +137,17 @@ def _grade_test_cell(cell, session: KernelSession, summary: ExecutionSummary) ->
                                               "tell your instructor.")]
         summary.grader_errors.append(f"{exercise} {level}: {type(exc).__name__}: {exc}")
         return
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=report.text() + "\n")]
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": report.text(), "text/html": report.html()})]
     if not report.passed:
         failed = sum(not r.passed for r in report.results)
         cell.outputs.append(_error("CheckFailed", f"{exercise}: {failed} {level} check(s) failed, details above."))
 
 
-def execute_file(source_path: str, output_path: str, *, limits: Limits = Limits(), slot: int = 0,
+def execute_file(source_path: str, output_path: str, *, limits: Limits = Limits(),
                  hide: tuple = ()) -> ExecutionSummary:
     """Read a sanitized notebook, execute it in a sandbox, write the result atomically."""
     nb = nbformat.read(source_path, as_version=4)
-    summary = execute_notebook(nb, Path(source_path).parent, limits=limits, slot=slot, hide=hide)
+    summary = execute_notebook(nb, Path(source_path).parent, limits=limits, hide=hide)
     tmp = output_path + ".tmp"
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
     nbformat.write(nb, tmp)

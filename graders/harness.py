@@ -20,13 +20,16 @@ import copy
 import importlib
 import inspect
 import io
+import os
 import pkgutil
 import sys
+import textwrap
 import traceback
 import warnings
 import zlib
 from contextlib import redirect_stderr
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from html import escape
 from typing import Callable
 
 import numpy as np
@@ -52,12 +55,16 @@ class Failure(Exception):
         self.summary, self.expected, self.got = summary, expected, got
         self.cause, self.hint, self.inputs, self.raised_at = cause, hint, inputs, raised_at
 
+    def details(self) -> list[tuple[str, str]]:
+        """(label, text) pairs in reading order, the empty ones left out."""
+        return [(label, str(value)) for label, value in (
+            ("inputs", self.inputs), ("raised at", self.raised_at), ("expected", self.expected), ("got", self.got),
+            ("likely cause", self.cause), ("where to look", self.hint)) if value]
+
     def text(self) -> str:
         lines = [self.summary]
-        for label, value in (("inputs", self.inputs), ("raised at", self.raised_at), ("expected", self.expected),
-                             ("got", self.got), ("likely cause", self.cause), ("where to look", self.hint)):
-            if value:
-                lines.append(f"{label + ':':15s}" + str(value).replace("\n", "\n" + " " * 15))
+        for label, value in self.details():
+            lines.append(f"{label + ':':15s}" + value.replace("\n", "\n" + " " * 15))
         return "\n".join(lines)
 
 
@@ -185,6 +192,11 @@ class Tester:
     rng: np.random.Generator
     allow_warnings: bool = False
     references: dict | None = None  # by default, the assignment's source notebook
+    notes: list = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """A line for the report under the check, pass or fail (e.g. the accuracy a training run reached)."""
+        self.notes.append(str(text))
 
     # -- the two sides -------------------------------------------------------------------------------------
     def ref(self, name: str) -> Callable:
@@ -436,6 +448,12 @@ class Result:
     description: str
     passed: bool
     message: str = ""
+    summary: str = ""
+    details: tuple = ()   # (label, text) pairs of the failure
+    notes: tuple = ()     # what the check said besides its verdict (Tester.note)
+
+
+_PASS_COLOR, _FAIL_COLOR = "#1a7f37", "#cf222e"
 
 
 @dataclass
@@ -454,15 +472,44 @@ class Report:
         mark = "✓" if self.passed else "✗"
         lines = [f"{mark} {self.exercise}: {n_pass} of {n} {self.level} checks passed"]
         for r in self.results:
+            lines += [f"    ({note})" for note in r.notes]
             if r.passed:
                 continue
             body = r.message.replace("\n", "\n      ")
             lines.append(f"  ✗ {r.description}\n      {body}")
         return "\n".join(lines)
 
+    def html(self) -> str:
+        """The same report for frontends that render HTML (JupyterLab, nbgrader's feedback): a pass line, or
+        each failed check with its expected / got / likely cause / where to look, as a small table."""
+        n_pass, n = sum(r.passed for r in self.results), len(self.results)
+        color = _PASS_COLOR if self.passed else _FAIL_COLOR
+        head = (f'<div style="color:{color};font-weight:600">{"✓" if self.passed else "✗"} '
+                f'<code>{escape(self.exercise)}</code>: {n_pass} of {n} {self.level} checks passed</div>')
+        blocks = []
+        for r in self.results:
+            blocks += [f'<div style="margin-left:1.4em;color:var(--jp-ui-font-color2,#57606a)">{escape(note)}</div>'
+                       for note in r.notes]
+            if r.passed:
+                continue
+            rows = "".join(f'<tr><th style="text-align:left;vertical-align:top;padding:1px 12px 1px 0;'
+                           f'white-space:nowrap;font-weight:500">{escape(label)}</th><td style="text-align:left;'
+                           f'padding:1px 0"><pre style="margin:0;white-space:pre-wrap;background:none">'
+                           f'{escape(value)}</pre></td></tr>' for label, value in r.details)
+            blocks.append(f'<div style="margin:6px 0 2px 0"><span style="color:{_FAIL_COLOR}">✗</span> '
+                          f'{escape(r.description)}<div style="margin-left:1.4em"><div style="font-weight:600">'
+                          f'{escape(r.summary or r.message)}</div><table style="border-collapse:collapse;margin:2px 0;'
+                          f'font-size:inherit">{rows}</table></div></div>')
+        border = f"border-left:3px solid {color};padding:2px 0 2px 8px"
+        return f'<div class="nnfs-check" style="{border}">{head}{"".join(blocks)}</div>'
+
 
 def _seed(exercise: str, description: str) -> int:
     return zlib.crc32(f"{exercise}/{description}".encode())
+
+
+def _failed(description: str, failure: Failure, notes: list) -> Result:
+    return Result(description, False, failure.text(), failure.summary, tuple(failure.details()), tuple(notes))
 
 
 def run_exercise(exercise: str, namespace: dict, level: str = "visible") -> Report:
@@ -473,27 +520,53 @@ def run_exercise(exercise: str, namespace: dict, level: str = "visible") -> Repo
         try:
             chk.func(tester)
         except NotWritten as failure:
-            results.append(Result(chk.description, False, failure.text()))
+            results.append(_failed(chk.description, failure, tester.notes))
             break  # every other check would say the same
         except Failure as failure:
-            results.append(Result(chk.description, False, failure.text()))
+            results.append(_failed(chk.description, failure, tester.notes))
         else:
-            results.append(Result(chk.description, True))
+            results.append(Result(chk.description, True, notes=tuple(tester.notes)))
     return Report(exercise, level, results)
+
+
+def _ipython():
+    return sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+
+
+def show(report: Report) -> None:
+    """Show a report: HTML and plain text in a Jupyter kernel (the frontend picks), plain text elsewhere."""
+    if _ipython() is None:
+        print(report.text())
+        return
+    from IPython.display import display
+    display({"text/plain": report.text(), "text/html": report.html()}, raw=True)
+
+
+def _wrapped(text: str, width: int) -> str:
+    lines = []
+    for line in text.split("\n"):
+        indent = " " * (len(line) - len(line.lstrip()))
+        lines += textwrap.wrap(line, width, subsequent_indent=indent + "  ", break_on_hyphens=False) or [""]
+    return "\n".join(lines)
 
 
 def _short_error_in_ipython() -> None:
     """In a Jupyter kernel, show a failed check as one error line instead of a traceback.
 
-    The details are already printed above it, the traceback would only repeat the test cell's code (which,
+    The details are already shown above it, the traceback would only repeat the test cell's code (which,
     for hidden tests, must not reach the student), and nbgrader still sees an error output and gives 0.
+    Under `nbgrader validate` (and the Validate button) the error is all nbgrader shows of a failed cell,
+    so there the error carries the report's text.
     """
-    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    shell = _ipython()
     if shell is None or CheckFailed in getattr(shell, "custom_exceptions", ()):
         return
 
     def one_line(shell, etype, value, tb, tb_offset=None):
-        stb = [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
+        if os.environ.get("NBGRADER_EXECUTION") == "validate" and getattr(value, "report", ""):
+            stb = [_wrapped(value.report, width=86)]  # nbgrader's validator cuts lines at 90 columns
+        else:
+            stb = [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
         shell._showtraceback(etype, value, stb)
         return stb
 
@@ -512,9 +585,11 @@ def check(exercise: str, hidden: bool = False, namespace: dict | None = None) ->
     if namespace is None:
         namespace = sys._getframe(1).f_globals
     report = run_exercise(exercise, namespace, "hidden" if hidden else "visible")
-    print(report.text())
+    show(report)
     if not report.passed:
         _short_error_in_ipython()
         failed = sum(not r.passed for r in report.results)
-        raise CheckFailed(f"{exercise}: {failed} {report.level} check(s) failed, details above.") from None
+        error = CheckFailed(f"{exercise}: {failed} {report.level} check(s) failed, details above.")
+        error.report = report.text()
+        raise error from None
     return None

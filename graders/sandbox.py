@@ -9,13 +9,19 @@ What the kernel gets, where the platform allows it (Linux; the namespace and uid
 - a network namespace with no interfaces (no network at all), talking to the grader over IPC sockets;
 - a mount namespace in which the course folder is replaced by an empty one, except the Python environment,
   so the reference solutions, hidden tests, gradebook and other students' work cannot be read.
+
+Kernels are forked from a launcher that has already imported ipykernel, NumPy and matplotlib (one per
+grading worker, see graders/kernel_launcher.py, where the fence itself is), so a submission does not pay for
+those imports again.
 """
 from __future__ import annotations
 
-import ctypes
+import atexit
+import dataclasses
+import fcntl
 import json
 import os
-import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -31,10 +37,6 @@ from jupyter_client.connect import write_connection_file
 
 from .remote import RemoteError
 
-CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
-MS_REC, MS_PRIVATE, MS_BIND, MS_RDONLY, MS_REMOUNT = 0x4000, 0x40000, 0x1000, 0x1, 0x20
-MNT_DETACH = 2
-
 
 @dataclass(frozen=True)
 class Limits:
@@ -45,45 +47,6 @@ class Limits:
     processes: int = 256                 # processes and threads of the kernel's uid
     file_bytes: int = 256 * 2**20        # largest file the kernel may write
     output_bytes: int = 2 * 2**20        # outputs kept per cell (the rest is cut, and the cell fails)
-
-
-def _libc():
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _mount(libc, source, target, fstype, flags, data=None) -> None:
-    if libc.mount(source.encode() if source else None, target.encode(), fstype.encode() if fstype else None,
-                  flags, data.encode() if data else None) != 0:
-        raise OSError(ctypes.get_errno(), f"mount {target}")
-
-
-def _fence(sandbox: str, hide: list[str], keep: list[str], uid: int | None, limits: Limits) -> None:
-    """Runs in the kernel's process between fork and exec: namespaces, mounts, rlimits, uid."""
-    libc = _libc()
-    if os.geteuid() == 0:
-        if libc.unshare(CLONE_NEWNET | CLONE_NEWNS) == 0:
-            _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
-            stash = os.path.join(sandbox, ".keep")
-            for index, path in enumerate(keep):  # bind what must stay visible out of the way first
-                os.makedirs(f"{stash}/{index}", exist_ok=True)
-                _mount(libc, path, f"{stash}/{index}", None, MS_BIND | MS_REC)
-            for path in hide:
-                _mount(libc, "tmpfs", path, "tmpfs", 0, "size=1m,mode=755")
-            for index, path in enumerate(keep):
-                os.makedirs(path, exist_ok=True)
-                _mount(libc, f"{stash}/{index}", path, None, MS_BIND | MS_REC)
-                _mount(libc, None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
-                libc.umount2(f"{stash}/{index}".encode(), MNT_DETACH)
-    for limit, value in ((resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_CPU, limits.cpu_seconds),
-                         (resource.RLIMIT_FSIZE, limits.file_bytes), (resource.RLIMIT_NOFILE, 1024),
-                         (resource.RLIMIT_CORE, 0)):
-        resource.setrlimit(limit, (value, value))
-    if uid is not None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
-    os.setsid()
 
 
 def _views(hide, python_prefixes, unprivileged: bool) -> tuple[list[str], list[str]]:
@@ -106,10 +69,117 @@ def _views(hide, python_prefixes, unprivileged: bool) -> tuple[list[str], list[s
     return hidden, keep
 
 
+def kernel_environment(python: str) -> dict:
+    """What every grading kernel's environment holds (a session adds its private HOME and TMPDIR)."""
+    return {"PATH": os.path.dirname(python) + ":/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+            "PYTHONWARNINGS": "ignore::DeprecationWarning", "NBGRADER_EXECUTION": "autograde",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+
+
+class ForkedKernel:
+    """A kernel process the launcher forked: not our child, so it is watched through a pidfd."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        try:
+            self._fd = os.pidfd_open(pid)
+        except ProcessLookupError:  # it is gone already
+            self._fd = None
+
+    def poll(self) -> int | None:
+        """None while it runs, else 0 (its exit status belongs to the launcher that reaps it)."""
+        return None if self._fd is not None and not select.select([self._fd], [], [], 0)[0] else 0
+
+    def kill(self) -> None:
+        """SIGKILL its whole session (the kernel and anything it forked), and wait until it is gone."""
+        for send in (os.killpg, os.kill):  # before it has called setsid there is no group of that id yet
+            try:
+                send(self.pid, signal.SIGKILL)
+                break
+            except ProcessLookupError:
+                continue
+        if self._fd is not None:
+            select.select([self._fd], [], [], 10)
+            os.close(self._fd)
+            self._fd = None
+
+
+class Launcher:
+    """This process's kernel launcher (graders/kernel_launcher.py): one per grading worker, started on first
+    use, started again if it died."""
+
+    def __init__(self, python: str):
+        self.mpl_dir = tempfile.mkdtemp(prefix="nnfs-launcher-")
+        os.chmod(self.mpl_dir, 0o755)
+        atexit.register(shutil.rmtree, self.mpl_dir, True)
+        code = Path(__file__).with_name("kernel_launcher.py").read_text(encoding="utf-8")
+        self.process = subprocess.Popen([python, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, cwd="/", text=True,
+                                        env=dict(kernel_environment(python), MPLCONFIGDIR=self.mpl_dir,
+                                                 HOME=self.mpl_dir))
+        if "ready" not in self._answer():
+            raise RemoteError("KernelDied", "the kernel launcher did not start")
+
+    def _answer(self) -> dict:
+        line = self.process.stdout.readline()
+        try:
+            return json.loads(line) if line else {}
+        except ValueError:
+            return {}
+
+    def fork(self, request: dict) -> ForkedKernel:
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise RemoteError("KernelDied", "the kernel launcher is gone") from exc
+        answer = self._answer()
+        if "pid" not in answer:
+            raise RemoteError("KernelDied", f"the kernel could not be started ({answer.get('error', 'no answer')})")
+        return ForkedKernel(int(answer["pid"]))
+
+
+_LAUNCHERS: dict[str, Launcher] = {}
+_UID_LOCK: list = []  # (uid, the open lock file that holds it), for this process's lifetime
+
+
+def sandbox_uid(first: int = 61000, last: int = 61999) -> int | None:
+    """The unprivileged uid this process's kernels run as (None unless we are root).
+
+    Each grading process holds a lock on its own uid, so two grading runs on one machine never share one
+    (stopping a kernel kills everything of its uid); a uid whose holder died is free again, and the next
+    holder kills whatever the dead run left running under it.
+    """
+    if os.geteuid() != 0:
+        return None
+    if not _UID_LOCK:
+        for uid in range(first, last + 1):
+            fd = os.open(os.path.join(tempfile.gettempdir(), f"nnfs-sandbox-uid-{uid}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            _UID_LOCK.append((uid, fd))
+            break
+        else:
+            raise RemoteError("KernelDied", f"every sandbox uid from {first} to {last} is in use")
+    return _UID_LOCK[0][0]
+
+
+def launcher(python: str) -> Launcher:
+    current = _LAUNCHERS.get(python)
+    if current is None or current.process.poll() is not None:
+        current = _LAUNCHERS[python] = Launcher(python)
+    return current
+
+
 class KernelSession:
     """One sandboxed kernel and the means to run code in it and to call the student's functions."""
 
-    def __init__(self, notebook_dir: Path, *, limits: Limits = Limits(), slot: int = 0, hide: tuple = (),
+    def __init__(self, notebook_dir: Path, *, limits: Limits = Limits(), hide: tuple = (),
                  python: str = sys.executable):
         self.limits = limits
         self.root = Path(tempfile.mkdtemp(prefix="nnfs-sandbox-"))
@@ -118,7 +188,7 @@ class KernelSession:
         self.rpc_dir = str(self.root / "rpc")
         os.makedirs(self.rpc_dir)
         (self.root / "home").mkdir()
-        self.uid = 61000 + slot if os.geteuid() == 0 else None
+        self.uid = sandbox_uid()
         if self.uid is not None:
             for path in [self.root, *self.root.rglob("*")]:
                 os.chown(path, self.uid, self.uid)
@@ -138,20 +208,14 @@ class KernelSession:
         write_connection_file(connection_file, transport="ipc", ip=str(self.root / "ipc"))
         if self.uid is not None:
             os.chown(connection_file, self.uid, self.uid)
-        env = {"PATH": os.path.dirname(self.python) + ":/usr/bin:/bin", "HOME": str(self.root / "home"),
-               "TMPDIR": str(self.root / "home"), "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
-               "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-               "PYTHONWARNINGS": "ignore::DeprecationWarning", "NBGRADER_EXECUTION": "autograde",
-               "MPLCONFIGDIR": str(self.root / "home" / "mpl"), "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-               # ipykernel exits when this process does, so a killed grader leaves no kernels behind
-               "JPY_PARENT_PID": str(os.getpid())}
+        env = dict(kernel_environment(self.python), HOME=str(self.root / "home"), TMPDIR=str(self.root / "home"),
+                   MPLCONFIGDIR=str(self.root / "home" / "mpl"))
         self._kill_leftovers()
-        self.process = subprocess.Popen(
-            [self.python, "-m", "ipykernel_launcher", "-f", connection_file, "--IPKernelApp.log_level=ERROR",
-             "--HistoryManager.hist_file=:memory:"],
-            cwd=self.work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=lambda: _fence(str(self.root), self.hide, self.keep, self.uid, self.limits),
-        )
+        request = {"root": str(self.root), "hide": self.hide, "keep": self.keep, "uid": self.uid,
+                   "limits": dataclasses.asdict(self.limits), "env": env, "cwd": str(self.work),
+                   "argv": ["-f", connection_file, "--IPKernelApp.log_level=ERROR",
+                            "--HistoryManager.hist_file=:memory:"]}
+        self.process = launcher(self.python).fork(request)
         self.client = BlockingKernelClient(connection_file=connection_file)
         self.client.load_connection_file()
         self.client.start_channels()
@@ -173,12 +237,8 @@ class KernelSession:
     def stop(self) -> None:
         if self.client is not None:
             self.client.stop_channels()
-        if self.process is not None and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait()
+        if self.process is not None:
+            self.process.kill()
         self._kill_leftovers()
 
     def _kill_leftovers(self) -> None:

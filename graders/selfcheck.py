@@ -13,6 +13,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbgrader.utils import determine_grade
+from nbgrader.validator import Validator
 
 from .build import ensure_tools_on_path, nbgrader_api
 from .course import ASSIGNMENTS, exercise_of, nbgrader_meta, notebook_path, read_notebook
@@ -62,6 +63,8 @@ def _cell_text(cell) -> str:
     for output in cell.get("outputs", []):
         if output.get("output_type") == "stream":
             parts.append(output.get("text", ""))
+        elif output.get("output_type") in ("display_data", "execute_result"):
+            parts.append(output.get("data", {}).get("text/plain", "") + "\n")
         elif output.get("output_type") == "error" and output.get("ename") != "CheckFailed":
             parts.append(f"{output.get('ename')}: {output.get('evalue')}")
     return "".join(parts).rstrip()
@@ -114,3 +117,30 @@ def selfcheck(path: Path, assignment: str | None = None) -> int:
     for grade_id, text in failures:
         print(f"\n--- {grade_id}\n{text or '(no output: the cell raised an error before printing)'}")
     return 0 if earned == maximum else 1
+
+
+class _RememberingValidator(Validator):
+    """nbgrader's Validator, keeping the result of the run it prints."""
+
+    results: dict = {}
+
+    def validate(self, filename):
+        self.results = super().validate(filename)
+        return self.results
+
+
+def validate(path: Path) -> int:
+    """What `nbgrader validate` prints, and an exit status it does not give: 0 when every test passes,
+    1 when a test fails, 2 when a locked cell was changed or the file cannot be read."""
+    ensure_tools_on_path()
+    try:
+        nbformat.read(str(path), as_version=4)
+    except (OSError, json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
+        print(f"{path} is not a valid notebook file ({exc}).")
+        return 2
+    validator = _RememberingValidator(config=nbgrader_api().config)
+    validator.validate_and_print(str(path))
+    results = validator.results
+    if results.get("changed") or results.get("type_changed"):
+        return 2
+    return 1 if results.get("failed") else 0

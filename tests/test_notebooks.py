@@ -107,3 +107,11 @@ def test_release_notebooks_hold_no_solutions_or_hidden_tests():
     for assignment in ASSIGNMENTS:
         text = Path(notebook_path(assignment, "release")).read_text(encoding="utf-8")
         assert "BEGIN SOLUTION" not in text and "hidden=True" not in text, assignment
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_test_cells_let_run_all_go_on_past_a_failed_check(assignment):
+    for cell in read_notebook(notebook_path(assignment)).cells:
+        meta = nbgrader_meta(cell)
+        if meta.get("grade") and not meta.get("solution"):
+            assert "raises-exception" in cell.metadata.get("tags", []), meta["grade_id"]

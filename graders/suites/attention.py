@@ -941,7 +941,7 @@ def _call_predict(t, predict, X):
 @visible("train_sequence_model")
 def learns_to_reverse_a_small_task(t):
     accuracy, seconds, _, _ = _train_and_measure(t, 8, 10, 11, n_train=1000, n_val=200)
-    print(f"    (reversal, T = 8, 10 tokens: validation token accuracy {accuracy:.1%} after {seconds:.1f} s)")
+    t.note(f"reversal, T = 8, 10 tokens: validation token accuracy {accuracy:.1%} after {seconds:.1f} s")
 
 
 @hidden("train_sequence_model")
