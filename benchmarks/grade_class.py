@@ -7,8 +7,9 @@ The class: every student hands in every released notebook; by student number, 6 
 (alternately invalid JSON and a notebook with its test cells deleted). Both graders get their own copy
 of the course. The run fails if an honest submission (all but the broken ones) scores differently.
 
-Printed: notebooks per minute for each and their ratio, wall seconds per notebook for each, and the
-floor: a bare kernel (nbclient, no nbgrader) executing the same sanitized notebooks, one at a time.
+Printed: notebooks per minute for each and their ratio, wall seconds per notebook for each, and two
+floors on a sample of the same notebooks, one at a time: a bare kernel (nbclient, no nbgrader, no sandbox)
+executing each notebook with its test cells, and without them (the student's code, figures and demos only).
 """
 from __future__ import annotations
 
@@ -83,12 +84,16 @@ def scores(course: Path, assignments: list[str]) -> dict:
     return {(s, a): v for (a, s), v in totals(rows).items()}
 
 
-def floor_seconds(course: Path, pairs: list[tuple[str, str]]) -> list[float]:
-    """A bare kernel executing each sanitized notebook (as nbgrader left it in autograded/), no grading."""
+def floor_seconds(course: Path, pairs: list[tuple[str, str]], with_tests: bool) -> list[float]:
+    """A bare kernel (nbclient, no nbgrader, no sandbox) executing each sanitized notebook as nbgrader left
+    it in autograded/, one at a time: with its test cells (the checks run in the kernel) or without them
+    (only the student's notebook: code, figures, training demos)."""
     seconds = []
     for student, assignment in pairs:
         path = next((course / "autograded" / student / assignment).glob("*.ipynb"))
         nb = nbformat.read(str(path), as_version=4)
+        if not with_tests:
+            nb.cells = [c for c in nb.cells if not (nbgrader_meta(c).get("grade") and not nbgrader_meta(c).get("solution"))]
         for cell in nb.cells:
             if cell.cell_type == "code":
                 cell.outputs = []
@@ -98,6 +103,10 @@ def floor_seconds(course: Path, pairs: list[tuple[str, str]]) -> list[float]:
                        resources={"metadata": {"path": str(path.parent)}}).execute()
         seconds.append(time.perf_counter() - started)
     return seconds
+
+
+def mean(values) -> float:
+    return sum(values) / max(len(values), 1)
 
 
 def main() -> int:
@@ -147,10 +156,10 @@ def main() -> int:
         honest_pairs = [(s, a) for s, a, h in made if h]
         stride = max(1, len(honest_pairs) // max(1, options.floor_students * len(assignments)))
         floor_pairs = honest_pairs[::stride]
-        floor = floor_seconds(plain, floor_pairs)
-        floor_mean = sum(floor) / max(len(floor), 1)
-        worker = [json.loads((ours / ".grading" / "done" / a / f"{s}.json").read_text())["seconds"] for s, a in floor_pairs]
-        worker_mean = sum(worker) / max(len(worker), 1)
+        floor = mean(floor_seconds(plain, floor_pairs, with_tests=True))
+        bare = mean(floor_seconds(plain, floor_pairs, with_tests=False))
+        worker = mean([json.loads((ours / ".grading" / "done" / a / f"{s}.json").read_text())["seconds"]
+                       for s, a in floor_pairs])
 
         print()
         print(f"{'':34s}{'plain nbgrader':>16s}{'./course grade':>16s}")
@@ -158,9 +167,13 @@ def main() -> int:
         print(f"{'wall seconds per notebook':34s}{plain_seconds / n:16.2f}{ours_seconds / n:16.2f}")
         print(f"{'throughput ratio':34s}{'':16s}{plain_seconds / ours_seconds:15.2f}x")
         print(f"{'core-seconds per notebook':34s}{plain_seconds / n:16.2f}{options.workers * ours_seconds / n:16.2f}")
-        print(f"floor: on a sample of {len(floor)} honest notebooks, a bare kernel (nbclient, no grading) takes "
-              f"{floor_mean:.2f} s per notebook; a ./course grade worker takes {worker_mean:.2f} s on the same "
-              f"notebooks ({worker_mean / floor_mean:.2f}x the floor)")
+        print(f"floor, on a sample of {len(floor_pairs)} honest notebooks spread over the class, one at a time:")
+        print(f"  a bare kernel running each notebook with its test cells (checks in the kernel): {floor:.2f} s")
+        print(f"  a bare kernel running each notebook without its test cells (no checking at all): {bare:.2f} s")
+        print(f"  a ./course grade worker on the same notebooks (sandbox, checks, hidden tests):   {worker:.2f} s "
+              f"= {worker / floor:.2f}x the first floor, {worker / bare:.2f}x the second")
+        print(f"  ./course grade's wall seconds per notebook ({options.workers} workers): {ours_seconds / n:.2f} s "
+              f"= {ours_seconds / n / floor:.2f}x the first floor, {ours_seconds / n / bare:.2f}x the second")
         print(f"honest submissions with identical scores: {honest - len(differ)} of {honest}")
         for row in differ[:20]:
             print("  differs:", row)

@@ -29,15 +29,17 @@ from pathlib import Path
 
 import nbformat
 from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
+from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutput, SaveAutoGrades
 
 from .build import nbgrader_api
 from .course import available_assignments, course_root, nbgrader_meta, notebook_path
 from .sandbox import Limits
 
 STATE = ".grading"
-SAVE_PREPROCESSORS = [IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
-                      CheckCellMetadata]
+# nbgrader's autograde_preprocessors without Execute, and without its second CheckCellMetadata: the sanitize
+# pass has validated the same metadata already (execution only writes outputs), and nbgrader's validation
+# costs a third of a second per notebook in the one process that writes the gradebook.
+SAVE_PREPROCESSORS = [IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties]
 
 
 @dataclass

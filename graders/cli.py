@@ -20,10 +20,10 @@ def register(name: str, usage: str, description: str):
 
 def usage() -> str:
     lines = ["usage: ./course COMMAND [ARGS]   (or `nnfs COMMAND` inside the course environment)", "",
-             "  demo                 build the course, grade the example class, print and write the grades",
              "  test [PYTEST ARGS]   run the test suite"]
     for name, (args, description, _) in COMMANDS.items():
-        lines.append(f"  {name + ' ' + args:21s}{description}")
+        command = f"  {name} {args}"
+        lines.append(f"{command:23s}{description}" if len(command) < 23 else f"{command}\n{'':23s}{description}")
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 
 #: What the course's notebooks import; a module that fails to import here is simply imported by the kernel.
-WARM = ("numpy", "matplotlib", "matplotlib.pyplot", "matplotlib_inline.backend_inline", "cloudpickle",
+WARM = ("numpy", "matplotlib", "matplotlib.pyplot", "cloudpickle",
         "ipykernel.kernelapp", "sklearn.datasets", "sklearn.model_selection")
 
 
