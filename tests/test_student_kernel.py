@@ -63,7 +63,7 @@ def test_a_pass_and_a_diagnosis_render_as_html_and_plain_text(tmp_path):
     failed = outputs["test_sigmoid_grad_visible"]
     assert [o.output_type for o in failed] == ["display_data", "error"]
     plain, html = failed[0].data["text/plain"], failed[0].data["text/html"]
-    for words in ("expected", "got", "where to look", "0.104994", "-0.880797"):
+    for words in ("expected", "got", "likely cause", "sigmoid(z) in both factors", "0.104994", "-0.880797"):
         assert words in plain and words in html, words
     assert "<script" not in html
     assert len(failed[1].traceback) == 1 and "sigmoid_grad: 1 visible check(s) failed" in failed[1].traceback[0]
