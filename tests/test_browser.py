@@ -1,0 +1,392 @@
+"""The course as a student and an instructor meet it: JupyterLab in a real browser (the system's Chromium,
+driven by Playwright), nothing mocked.
+
+What it proves, on a scratch copy of the course served by this environment's `jupyter lab`:
+
+- the release notebook of 01_neuron opens and its kernel comes up idle (and how long that takes);
+- a student who types answers into the editor and runs Run > Run All Cells sees, on the page, a green pass
+  line for a correct answer, a red diagnosis (expected / got / likely cause, with the numbers) for a wrong
+  one, one red `CheckFailed` line instead of a traceback, rendered figures, and nothing else on stderr;
+- nbgrader's Validate button in the notebook toolbar reports the failed check with its diagnosis, and only
+  the checks that fail;
+- formgrader, opened from JupyterLab's Nbgrader menu, lists the submissions `./course grade` graded with
+  their scores, and generates a student's feedback.
+
+Screenshots of every step and the timings go to test-artifacts/browser/. Without Playwright or Chromium the
+tests are skipped, with the reason and how to install them (`./course test` installs both).
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+from graders.course import nbgrader_meta, notebook_path, read_notebook, total_points
+from graders.examples import load_class, make_submission, replace_function, strip_solution_markers
+from graders.harness import run_exercise
+from graders.reference import reference
+from tests.browser import CHROMIUM_ARGS, VIEWPORT, Artifacts, LabServer, Stopwatch, chromium_path, why_no_browser
+from tests.helpers import COURSE, copy_course
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # every test is skipped (below), saying why and how to install it
+    expect = sync_playwright = None
+
+#: Skipped, not passed, without Playwright or Chromium: the reason says what is missing and how to get it.
+#: (A mark rather than a module-level skip, so that running only this file still exits 0.)
+MISSING = why_no_browser()
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+
+ASSIGNMENT = "01_neuron"
+NOTEBOOK = "release/01_neuron/neuron.ipynb"
+EXAMPLE_CLASS = load_class(COURSE)
+#: ada hands in the instructor's source (full marks), cleo makes the classic mistakes (examples/students.py).
+GRADED_STUDENTS = ("ada", "cleo")
+TIMEOUT_MS = 60_000
+#: sigma(z) * (1 - z) instead of sigma(z) * (1 - sigma(z)): the slip the exercise text warns about.
+WRONG_SIGMOID_GRAD = "def sigmoid_grad(z):\n    return sigmoid(z) * (1 - z)\n"
+#: What the visible check reports for it (graders.harness.run_exercise on the reference namespace): the
+#: numbers, and the likely cause naming the slip.
+WRONG_SIGMOID_GRAD_NUMBERS = "expected 0.104994, got -0.880797"
+WRONG_SIGMOID_GRAD_CAUSE = "sigmoid(z) * (1 - z): the derivative must use sigmoid(z) in both factors."
+STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+
+
+def solution_cell_source(grade_id: str) -> str:
+    """The reference answer of a solution cell, as a student would type it (without nbgrader's markers)."""
+    for cell in read_notebook(notebook_path(ASSIGNMENT, "source")).cells:
+        if nbgrader_meta(cell).get("grade_id") == grade_id:
+            return strip_solution_markers(cell.source).strip()
+    raise LookupError(grade_id)
+
+
+def student_answers() -> list[tuple[str, str]]:
+    """(text that finds the solution cell, what the student types there): two right answers, one wrong.
+    sigmoid must be right too, or sigmoid_grad's diagnosis would be about sigmoid's mistake."""
+    wrong = replace_function(solution_cell_source("sol_sigmoid_grad"), "sigmoid_grad", WRONG_SIGMOID_GRAD)
+    return [("def cosine_similarity(", solution_cell_source("sol_cosine_similarity")),
+            ("def sigmoid(", solution_cell_source("sol_sigmoid")),
+            ("def sigmoid_grad(", wrong.strip())]
+
+
+# ------------------------------------------------------------------------------------ what a user does
+
+def new_page(browser):
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(TIMEOUT_MS)
+    return page
+
+
+def open_menu_item(page, menu: str, item: str) -> None:
+    """Click `menu` in JupyterLab's menu bar, then `item` in it (exact labels: "Formgrader" is not
+    "Formgrader (local)")."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{re.escape(menu)}$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
+
+
+def code_cell(page, source_text: str):
+    """The notebook's code cell whose source (not its output) contains `source_text`."""
+    return page.locator(".jp-Notebook .jp-CodeCell").filter(has=page.locator(".jp-InputArea", has_text=source_text))
+
+
+def wait_for_idle_kernel(page) -> None:
+    """The status bar reads "<kernel name> | Idle" (before that: Connecting, Starting, Busy)."""
+    expect(page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$"))).to_be_visible()
+
+
+def type_into_cell(page, cell, code: str) -> None:
+    """Click into the cell's editor, select everything, type the answer. insert_text sends the text as one
+    input event, so CodeMirror does not add its auto-indentation to the indentation already in `code`."""
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(code)
+
+
+def editor_text(cell) -> str:
+    """The editor's text, line by line (textContent: an empty line is a bare <br>, which innerText would read
+    as a line break of its own)."""
+    lines = cell.locator(".cm-content .cm-line").evaluate_all("lines => lines.map(line => line.textContent)")
+    return "\n".join(lines).replace("\u00a0", " ")
+
+
+def run_all_cells(page) -> None:
+    """Run > Run All Cells, then wait until every code cell shows an execution count and the kernel is idle."""
+    open_menu_item(page, "Run", "Run All Cells")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]"
+        ".every(prompt => /\\[\\d+\\]/.test(prompt.textContent))", timeout=3 * TIMEOUT_MS)
+    wait_for_idle_kernel(page)
+
+
+def submission_row(frame, student: str):
+    return frame.locator("#main-table tr").filter(
+        has=frame.locator("td.student-id", has_text=re.compile(f"^{student}$")))
+
+
+def open_submissions(frame) -> None:
+    """From formgrader's assignment list to the assignment's submissions (the link in "# Submissions")."""
+    row = frame.locator("#main-table tr").filter(has=frame.locator("td", has_text=re.compile(f"^{ASSIGNMENT}$")))
+    row.locator("td.num-submissions a").click()
+    expect(submission_row(frame, "ada").locator("td.score")).to_be_visible()
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def artifacts(pytestconfig):
+    """Screenshots and timings; the timings are written and printed when the module is done, pass or fail."""
+    recorded = Artifacts()
+    yield recorded
+    path = recorded.write_timings()
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return
+    with capture.global_and_fixture_disabled():  # to the terminal, not into some test's captured output
+        reporter.ensure_newline()
+        reporter.write_line(f"browser test timings in seconds (also in {path}):")
+        for step, seconds in recorded.timings.items():
+            reporter.write_line(f"  {step:58s}{seconds:7.2f}")
+        reporter.write_line(f"screenshots: {len(recorded.screenshots)} in {recorded.folder}/")
+
+
+def course_command(course, *args: str) -> str:
+    """`python -m graders ARGS` in the scratch course, as an instructor runs `./course ARGS` there."""
+    env = dict(os.environ, NNFS_COURSE_ROOT=str(course), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env.pop("MPLBACKEND", None)  # grading kernels use the inline backend, as in JupyterLab
+    run = subprocess.run([sys.executable, "-m", "graders", *args], cwd=course, env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert run.returncode == 0, f"./course {' '.join(args)} failed:\n{run.stdout}\n{run.stderr}"
+    return run.stdout
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory, artifacts):
+    """A scratch course with 01_neuron built (so the gradebook knows the assignment) and ada's and cleo's
+    submissions graded by `./course grade`."""
+    root = tmp_path_factory.mktemp("browser-course")
+    copy_course(root, ("nbgrader_config.py", "source", "release"))
+    with Stopwatch() as watch:
+        course_command(root, "build", ASSIGNMENT)
+        for student in GRADED_STUDENTS:
+            target = root / "submitted" / student / ASSIGNMENT / "neuron.ipynb"
+            target.parent.mkdir(parents=True)
+            nbformat.write(make_submission(ASSIGNMENT, EXAMPLE_CLASS.SUBMISSIONS[ASSIGNMENT][student]), str(target))
+        course_command(root, "grade", ASSIGNMENT)
+    artifacts.time("course: build 01_neuron, grade 2 submissions", watch.seconds)
+    return root
+
+
+@pytest.fixture(scope="module")
+def browser():
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def lab(course, browser, tmp_path_factory, artifacts):
+    """One JupyterLab server for the module, started once the browser is up, so that its clock measures
+    Jupyter, not Chromium's start."""
+    server = LabServer(course, tmp_path_factory.mktemp("jupyter"))
+    server.start()
+    try:
+        artifacts.time("jupyter lab start -> server answers", server.wait_until_ready())
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def notebook(lab, browser, artifacts):
+    """The student's release notebook, open, its kernel idle."""
+    page = new_page(browser)
+    opened = time.monotonic()
+    page.goto(lab.url(f"/lab/tree/{NOTEBOOK}"))
+    expect(page.locator(".jp-Notebook h1", has_text="Assignment 01")).to_be_visible()
+    artifacts.time("notebook URL -> first cells rendered", time.monotonic() - opened)
+    wait_for_idle_kernel(page)
+    artifacts.time("notebook URL -> kernel idle", time.monotonic() - opened)
+    artifacts.time("jupyter lab start -> notebook rendered, kernel idle", time.monotonic() - lab.started_at)
+    artifacts.shoot(page, "01-notebook-open")
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def ran_all(notebook, artifacts):
+    """The notebook after the student typed three answers (one of them wrong) and ran every cell."""
+    page = notebook
+    with Stopwatch() as watch:
+        for finder, code in student_answers():
+            type_into_cell(page, code_cell(page, finder), code)
+    artifacts.time("type 3 answers", watch.seconds)
+    artifacts.shoot(page, "02-answers-typed", code_cell(page, "def sigmoid_grad("))
+    with Stopwatch() as watch:
+        run_all_cells(page)
+    artifacts.time("Run All Cells -> every cell ran, kernel idle", watch.seconds)
+    return page
+
+
+@pytest.fixture(scope="module")
+def formgrader(lab, browser, artifacts):
+    """Formgrader as an instructor opens it: JupyterLab (a workspace of its own, so the student's open
+    notebook is not restored), then Nbgrader > Formgrader, which shows formgrader in a tab (an iframe).
+    Opening /formgrader/...?token= directly does not work in nbgrader 0.9.6: its pages set the login cookie
+    with the page's own path, so formgrader's API calls are redirected to the login page and its tables stay
+    empty."""
+    page = new_page(browser)
+    with Stopwatch() as watch:
+        page.goto(lab.url("/lab/workspaces/instructor"))
+        open_menu_item(page, "Nbgrader", "Formgrader")
+        frame = page.frame_locator(".jp-MainAreaWidget iframe[src*='formgrader']")
+        expect(frame.locator("#main-table td", has_text=re.compile(f"^{ASSIGNMENT}$"))).to_be_visible()
+    artifacts.time("JupyterLab -> Nbgrader > Formgrader -> assignments listed", watch.seconds)
+    artifacts.shoot(page, "07-formgrader-assignments")
+    open_submissions(frame)
+    yield page, frame
+    page.close()
+
+
+# ------------------------------------------------------------------------------------------ the student
+
+def test_the_answers_get_the_verdicts_the_page_is_checked_for():
+    """Outside the browser, on the reference namespace with the typed answers in: what the assertions on
+    the page below expect (so a change of the check's wording fails here, with the reason, first)."""
+    namespace = reference(ASSIGNMENT)
+    for _, code in student_answers():
+        exec(code, namespace)
+    assert run_exercise("cosine_similarity", namespace, "visible").passed
+    assert run_exercise("sigmoid", namespace, "visible").passed
+    report = run_exercise("sigmoid_grad", namespace, "visible")
+    assert not report.passed
+    assert WRONG_SIGMOID_GRAD_NUMBERS in report.text() and WRONG_SIGMOID_GRAD_CAUSE in report.text(), report.text()
+
+
+def test_the_release_notebook_opens_with_its_kernel_idle(notebook, artifacts):
+    expect(notebook.locator(".jp-Notebook .jp-Cell")).to_have_count(len(read_notebook(COURSE / NOTEBOOK).cells))
+    expect(code_cell(notebook, "def cosine_similarity(")).to_have_count(1)
+    assert artifacts.timings["jupyter lab start -> notebook rendered, kernel idle"] < 60
+
+
+def test_typed_answers_are_in_the_editors_as_typed(ran_all):
+    for finder, code in student_answers():
+        assert editor_text(code_cell(ran_all, finder)) == code, finder
+
+
+def test_a_correct_answer_shows_a_green_pass_line(ran_all, artifacts):
+    cell = code_cell(ran_all, 'check("cosine_similarity")')
+    artifacts.shoot(ran_all, "03-pass-line", cell)
+    outputs = cell.locator(".jp-OutputArea-output")
+    expect(outputs).to_have_count(1)
+    expect(outputs).to_have_attribute("data-mime-type", "text/html")
+    expect(outputs).to_have_text(re.compile(r"^✓ cosine_similarity: 1 of 1 visible checks passed"))
+    headline = outputs.locator(".nnfs-check > div").first
+    assert headline.evaluate("e => getComputedStyle(e).color") == "rgb(26, 127, 55)"  # green survived sanitizing
+
+
+def test_a_wrong_answer_shows_its_diagnosis_in_red(ran_all, artifacts):
+    cell = code_cell(ran_all, 'check("sigmoid_grad")')
+    artifacts.shoot(ran_all, "04-diagnosis", cell)
+    report = cell.locator(".jp-OutputArea-output[data-mime-type='text/html'] .nnfs-check")
+    expect(report).to_have_count(1)
+    expect(report).to_contain_text("✗ sigmoid_grad: 0 of 1 visible checks passed")
+    expect(report).to_contain_text(WRONG_SIGMOID_GRAD_NUMBERS)
+    rows = dict(zip(report.locator("th").all_inner_texts(), report.locator("td").all_inner_texts()))
+    assert {"inputs", "expected", "got", "likely cause"} <= set(rows), rows
+    assert "0.105" in rows["expected"] and "-0.8808" in rows["got"], rows
+    assert rows["likely cause"] == WRONG_SIGMOID_GRAD_CAUSE, rows
+    assert report.evaluate("e => getComputedStyle(e).borderLeftColor") == "rgb(207, 34, 46)"
+
+
+def test_a_failed_check_ends_in_one_red_line_not_a_traceback(ran_all):
+    error = code_cell(ran_all, 'check("sigmoid_grad")').locator(STDERR)
+    expect(error).to_have_count(1)
+    expect(error).to_have_text("CheckFailed: sigmoid_grad: 1 visible check(s) failed, details above.")
+    expect(error.locator(".ansi-red-fg")).to_have_text("CheckFailed")
+
+
+def test_figures_render_as_images(ran_all, artifacts):
+    images = ran_all.locator(".jp-OutputArea-output[data-mime-type='image/png'] img")
+    expect(images.first).to_be_visible()
+    artifacts.shoot(ran_all, "05-figure", images.first)
+    widths = [image.evaluate("e => e.complete ? e.naturalWidth : 0") for image in images.all()]
+    assert len(widths) >= 2 and min(widths) >= 300, widths
+
+
+def test_only_failed_checks_write_to_stderr(ran_all):
+    """Correct code (the answers, the figure cells, the passing checks) never writes to stderr; a check that
+    fails (the wrong answer, the exercises not written yet) writes exactly its one CheckFailed line."""
+    failed = []
+    for text in ran_all.locator(STDERR).all_inner_texts():
+        match = re.fullmatch(r"CheckFailed: (\w+): \d+ visible check\(s\) failed, details above\.", text.strip())
+        assert match, f"unexpected output on stderr: {text[:500]!r}"
+        failed.append(match[1])
+    assert "sigmoid_grad" in failed and not {"cosine_similarity", "sigmoid"} & set(failed), failed
+
+
+def test_the_validate_button_reports_the_failed_check_with_its_diagnosis(ran_all, artifacts):
+    page = ran_all
+    button = page.locator(".jp-NotebookPanel-toolbar jp-button.validate-button")
+    expect(button).to_have_text("Validate")
+    with Stopwatch() as watch:
+        button.click()  # saves the notebook, then nbgrader validates the saved file in a fresh kernel
+        dialog = page.locator(".jp-Dialog", has_text="Validation Results")
+        expect(dialog).to_be_visible(timeout=3 * TIMEOUT_MS)
+    artifacts.time("Validate button -> results dialog", watch.seconds)
+    message = dialog.locator("#validation-message")
+    expect(message).to_have_class(re.compile(r"\bvalidation-failed\b"))
+    failed_cells = [s for s in message.locator(".jp-RenderedText pre").all_inner_texts() if s.startswith("from graders")]
+    assert any('check("sigmoid_grad")' in s for s in failed_cells), failed_cells
+    assert not any(re.search(r'check\("(cosine_similarity|sigmoid)"\)', s) for s in failed_cells), failed_cells
+    diagnosis = message.locator(".jp-RenderedText pre", has_text="✗ sigmoid_grad")
+    expect(diagnosis).to_have_count(1)
+    artifacts.shoot(page, "06-validate-dialog", diagnosis)
+    expect(diagnosis).to_contain_text(WRONG_SIGMOID_GRAD_NUMBERS)
+    expect(diagnosis).to_contain_text("likely cause:")
+    expect(diagnosis).to_contain_text("sigmoid(z) * (1 - z)")
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+    expect(dialog).to_have_count(0)
+
+
+# --------------------------------------------------------------------------------------- the instructor
+
+def test_formgrader_lists_the_graded_submissions_with_their_scores(formgrader, artifacts):
+    page, frame = formgrader
+    artifacts.shoot(page, "08-formgrader-submissions")
+    expected = EXAMPLE_CLASS.EXPECTED_SCORES[ASSIGNMENT]
+    for student in GRADED_STUDENTS:
+        row = submission_row(frame, student)
+        expect(row.locator("td.status")).to_have_text("graded")
+        expect(row.locator("td.score")).to_have_text(f"{expected[student]:g} / {total_points(ASSIGNMENT):g}")
+
+
+def test_formgrader_generates_feedback_for_a_submission(formgrader, browser, course, artifacts):
+    page, frame = formgrader
+    feedback = course / "feedback" / "ada" / ASSIGNMENT / "neuron.html"
+    assert not feedback.exists()
+    with Stopwatch() as watch:
+        submission_row(frame, "ada").locator("td.generate-feedback a").click()
+        modal = frame.locator("#success-modal, #error-modal")
+        expect(modal).to_be_visible(timeout=3 * TIMEOUT_MS)
+    artifacts.time("formgrader: generate feedback for ada", watch.seconds)
+    artifacts.shoot(page, "09-feedback-generated")
+    expect(modal).to_have_id("success-modal")
+    expect(modal).to_contain_text(f"Successfully generated feedback for '{ASSIGNMENT}' for student 'ada'.")
+    assert feedback.exists(), "formgrader says it generated the feedback, but there is no file"
+    reader = new_page(browser)
+    try:
+        reader.goto(feedback.as_uri())
+        full = f"{total_points(ASSIGNMENT):.1f}"
+        expect(reader.locator("body")).to_contain_text(f"neuron (Score: {full} / {full})")
+        artifacts.shoot(reader, "10-feedback-ada")
+    finally:
+        reader.close()
