@@ -22,37 +22,56 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def make_course(path, root_for_attacks):
+def make_course(path, root_for_attacks, share=(0, 1)):
+    """A scratch course whose submitted/ holds the attacks (the `share[0]`-th of every `share[1]`)."""
     copy_course(path, ("nbgrader_config.py", "source"))
     from graders.build import build
     build(["01_neuron"], root=path)
-    for attack in attacks(str(root_for_attacks)):
+    for index, attack in enumerate(attacks(str(root_for_attacks))):
+        if index % share[1] != share[0]:
+            continue
         nb = attack.apply(read_notebook(notebook_path("01_neuron", "release")))
         target = path / "submitted" / slug(attack.name) / "01_neuron" / "neuron.ipynb"
         target.parent.mkdir(parents=True)
         nbformat.write(nb, str(target))
 
 
+def course_scores(course) -> dict:
+    rows = exercise_scores(f"sqlite:///{course}/gradebook.db", "nn-from-scratch", ["01_neuron"])
+    return {student: score for (_, student), score in totals(rows).items()}
+
+
+def grade_ours(course) -> dict:
+    make_course(course, course)
+    jobs = grade_class(["01_neuron"], workers=2, root=course, limits=Limits(cell_seconds=20, notebook_seconds=240))
+    assert not [j.errors for j in jobs if j.errors], "the grader itself failed"
+    return course_scores(course)
+
+
+def grade_plain(courses) -> dict:
+    """Plain `nbgrader autograde`, which grades one submission after another: half the catalog in each of
+    two course copies, both at once (each copy has its own gradebook), so the two cores are used."""
+    for index, course in enumerate(courses):
+        make_course(course, course, share=(index, len(courses)))
+    runs = [subprocess.Popen([sys.executable, "-m", "nbgrader", "autograde", "01_neuron"], cwd=course,
+                             env=dict(os.environ, OMP_NUM_THREADS="1", NNFS_COURSE_ROOT=str(course)),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for course in courses]
+    for run in runs:
+        run.wait(timeout=1800)
+    return {student: score for course in courses for student, score in course_scores(course).items()}
+
+
 @pytest.fixture(scope="module")
 def scores(tmp_path_factory):
-    ours, plain = tmp_path_factory.mktemp("ours"), tmp_path_factory.mktemp("plain")
     results = {}
-    for kind, course in (("plain", plain), ("ours", ours)):
-        os.environ["NNFS_COURSE_ROOT"] = str(course)
-        try:
-            make_course(course, course)
-            if kind == "ours":
-                jobs = grade_class(["01_neuron"], workers=2, root=course,
-                                   limits=Limits(cell_seconds=20, notebook_seconds=240))
-                assert not [j.errors for j in jobs if j.errors], "the grader itself failed"
-            else:
-                env = dict(os.environ, OMP_NUM_THREADS="1")
-                subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "01_neuron"], cwd=course, env=env,
-                               capture_output=True, text=True, timeout=1800)
-            rows = exercise_scores(f"sqlite:///{course}/gradebook.db", "nn-from-scratch", ["01_neuron"])
-            results[kind] = {student: score for (_, student), score in totals(rows).items()}
-        finally:
-            os.environ.pop("NNFS_COURSE_ROOT", None)
+    try:
+        os.environ["NNFS_COURSE_ROOT"] = str(ours := tmp_path_factory.mktemp("ours"))
+        results["ours"] = grade_ours(ours)
+        plain = [tmp_path_factory.mktemp(f"plain{index}") for index in range(2)]
+        os.environ["NNFS_COURSE_ROOT"] = str(plain[0])
+        results["plain"] = grade_plain(plain)
+    finally:
+        os.environ.pop("NNFS_COURSE_ROOT", None)
     return results
 
 
