@@ -62,10 +62,15 @@ class Failure(Exception):
             ("likely cause", self.cause), ("where to look", self.hint)) if value]
 
     def text(self) -> str:
-        lines = [self.summary]
-        for label, value in self.details():
-            lines.append(f"{label + ':':15s}" + value.replace("\n", "\n" + " " * 15))
-        return "\n".join(lines)
+        return failure_text(self.summary, self.details())
+
+
+def failure_text(summary: str, details) -> str:
+    """A failure as plain text: the summary, then one aligned `label: text` line per detail."""
+    lines = [summary]
+    for label, value in details:
+        lines.append(f"{label + ':':15s}" + value.replace("\n", "\n" + " " * 15))
+    return "\n".join(lines)
 
 
 class NotWritten(Failure):
@@ -447,10 +452,13 @@ class Tester:
 class Result:
     description: str
     passed: bool
-    message: str = ""
     summary: str = ""
     details: tuple = ()   # (label, text) pairs of the failure
     notes: tuple = ()     # what the check said besides its verdict (Tester.note)
+
+    @property
+    def message(self) -> str:
+        return failure_text(self.summary, self.details) if not self.passed else ""
 
 
 _PASS_COLOR, _FAIL_COLOR = "#1a7f37", "#cf222e"
@@ -498,7 +506,7 @@ class Report:
                            f'{escape(value)}</pre></td></tr>' for label, value in r.details)
             blocks.append(f'<div style="margin:6px 0 2px 0"><span style="color:{_FAIL_COLOR}">✗</span> '
                           f'{escape(r.description)}<div style="margin-left:1.4em"><div style="font-weight:600">'
-                          f'{escape(r.summary or r.message)}</div><table style="border-collapse:collapse;margin:2px 0;'
+                          f'{escape(r.summary)}</div><table style="border-collapse:collapse;margin:2px 0;'
                           f'font-size:inherit">{rows}</table></div></div>')
         border = f"border-left:3px solid {color};padding:2px 0 2px 8px"
         return f'<div class="nnfs-check" style="{border}">{head}{"".join(blocks)}</div>'
@@ -509,7 +517,7 @@ def _seed(exercise: str, description: str) -> int:
 
 
 def _failed(description: str, failure: Failure, notes: list) -> Result:
-    return Result(description, False, failure.text(), failure.summary, tuple(failure.details()), tuple(notes))
+    return Result(description, False, failure.summary, tuple(failure.details()), tuple(notes))
 
 
 def run_exercise(exercise: str, namespace: dict, level: str = "visible") -> Report:

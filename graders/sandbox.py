@@ -142,6 +142,15 @@ class Launcher:
 
 
 _LAUNCHERS: dict[str, Launcher] = {}
+
+
+def launcher(python: str) -> Launcher:
+    current = _LAUNCHERS.get(python)
+    if current is None or current.process.poll() is not None:
+        current = _LAUNCHERS[python] = Launcher(python)
+    return current
+
+
 _UID_LOCK: list = []  # (uid, the open lock file that holds it), for this process's lifetime
 
 
@@ -168,12 +177,6 @@ def sandbox_uid(first: int = 61000, last: int = 61999) -> int | None:
             raise RemoteError("KernelDied", f"every sandbox uid from {first} to {last} is in use")
     return _UID_LOCK[0][0]
 
-
-def launcher(python: str) -> Launcher:
-    current = _LAUNCHERS.get(python)
-    if current is None or current.process.poll() is not None:
-        current = _LAUNCHERS[python] = Launcher(python)
-    return current
 
 
 class KernelSession:

@@ -33,6 +33,16 @@ def infer_assignment(path: Path) -> str | None:
     return None
 
 
+def read_or_explain(path: Path):
+    """The notebook at `path`, or None after telling the student why it cannot be read and what to do."""
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except (OSError, json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
+        print(f"{path} is not a valid notebook file ({exc}). Open it in JupyterLab: if it does not open, "
+              "restore it from a checkpoint (File > Revert Notebook to Checkpoint) or start again from release/.")
+        return None
+
+
 def with_source_tests(student_nb, source_nb):
     """The student's notebook with every test cell taken from the source (hidden tests in, deleted ones back)."""
     source_tests = {nbgrader_meta(c)["grade_id"]: c for c in source_nb.cells
@@ -77,11 +87,8 @@ def selfcheck(path: Path, assignment: str | None = None) -> int:
     if assignment is None:
         print(f"Cannot tell which assignment {path} is: pass --assignment (one of {', '.join(ASSIGNMENTS)}).")
         return 2
-    try:
-        student_nb = nbformat.read(str(path), as_version=4)
-    except (json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
-        print(f"{path} is not a valid notebook file ({exc}). Open it in JupyterLab: if it does not open, "
-              "restore it from a checkpoint (File > Revert Notebook to Checkpoint) or start again from release/.")
+    student_nb = read_or_explain(path)
+    if student_nb is None:
         return 2
     nb = with_source_tests(student_nb, read_notebook(notebook_path(assignment, "source")))
     execute = nbgrader_api().config.Execute
@@ -133,10 +140,7 @@ def validate(path: Path) -> int:
     """What `nbgrader validate` prints, and an exit status it does not give: 0 when every test passes,
     1 when a test fails, 2 when a locked cell was changed or the file cannot be read."""
     ensure_tools_on_path()
-    try:
-        nbformat.read(str(path), as_version=4)
-    except (OSError, json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
-        print(f"{path} is not a valid notebook file ({exc}).")
+    if read_or_explain(path) is None:
         return 2
     validator = _RememberingValidator(config=nbgrader_api().config)
     validator.validate_and_print(str(path))
