@@ -15,7 +15,7 @@ from nbgrader.preprocessors import (
     LockCells,
 )
 
-from graders.nbgrader_plugins import ClearHiddenTracebacks
+from graders.tooling.nbgrader_plugins import ClearHiddenTracebacks
 
 # Kernels inherit this process's environment: one BLAS thread (the notebooks' time budgets are per core),
 # a non-interactive matplotlib backend for grading, and no DeprecationWarnings from libraries on stderr

@@ -29,10 +29,10 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from graders.build import build  # noqa: E402
-from graders.course import available_assignments, nbgrader_meta, notebook_path, read_notebook  # noqa: E402
-from graders.examples import Submission, make_submission  # noqa: E402
-from graders.gradebook import exercise_scores, totals  # noqa: E402
+from graders.tooling.build import build  # noqa: E402
+from graders.tooling.course import available_assignments, nbgrader_meta, notebook_path, read_notebook  # noqa: E402
+from graders.tooling.examples import Submission, make_submission  # noqa: E402
+from graders.tooling.gradebook import exercise_scores, totals  # noqa: E402
 
 
 def profile(number: int) -> str:

@@ -5,8 +5,8 @@ Every assignment gets ada (the source notebook itself: the proof that the instru
 marks through nbgrader) and dev (the untouched release: the proof that it runs and earns 0); assignment 01
 gets the whole class.
 """
-from graders.course import available_assignments, total_points
-from graders.examples import Submission
+from graders.tooling.course import available_assignments, total_points
+from graders.tooling.examples import Submission
 
 STUDENTS = {
     "ada": "full marks: hands in the instructor's source notebook itself",

@@ -11,7 +11,7 @@ from typing import Callable
 
 import nbformat
 
-from graders.course import nbgrader_meta
+from graders.tooling.course import nbgrader_meta
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def attacks(root: str) -> list[Attack]:
         Attack("redefine check in the notebook", after_setup("check = lambda *a, **k: None"), False),
         Attack("patch graders.check", after_setup("import graders\ngraders.check = lambda *a, **k: None"), True),
         Attack("patch the report to always pass", after_setup(
-            "import graders.harness as h\nh.Report.passed = property(lambda self: True)"), True),
+            "import graders.checks.report as h\nh.Report.passed = property(lambda self: True)"), True),
         Attack("patch numpy.allclose and return zeros", as_answer(
             "import numpy\nnumpy.allclose = lambda *a, **k: True\n" + ZEROS), True),
         Attack("patch numpy.testing", as_answer(
@@ -119,7 +119,7 @@ def attacks(root: str) -> list[Attack]:
             "class U:\n    def __array_ufunc__(self, *a, **k):\n        return True\n    shape = (3,)\n"
             "def sigmoid(z):\n    return U()"), False),
         Attack("import the reference from graders", as_answer(
-            "from graders.reference import reference\nglobals().update(reference('01_neuron'))"), True),
+            "from graders.tooling.reference import reference\nglobals().update(reference('01_neuron'))"), True),
         Attack("exec the source notebook's solutions", as_answer(EXEC_SOLUTIONS.format(folder="source", root=root)), True),
         Attack("exec the solutions folder", as_answer(EXEC_SOLUTIONS.format(folder="solutions", root=root)), True),
         # nbgrader keeps the released stubs in gradebook.db, not the solutions: nothing to gain, even there

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from graders.course import course_root, graded_cells, notebook_path, read_notebook
-from graders.reference import reference
+from graders.tooling.course import course_root, graded_cells, notebook_path, read_notebook
+from graders.tooling.reference import reference
 
 
 def namespace_with(assignment: str, code: str) -> dict:
@@ -29,13 +30,16 @@ class CellGrade:
 
 def grade_namespace(assignment: str, namespace: dict, exercise: str | None = None) -> list[CellGrade]:
     """Run the source notebook's test cells (hidden tests included) against `namespace`, like nbgrader does:
-    a cell that raises earns 0, any other earns its points."""
+    a cell that raises earns 0, any other earns its points. Visible cells answer from the release's check
+    data (as in a student's kernel), hidden cells from the reference."""
     grades = []
     for cell in graded_cells(read_notebook(notebook_path(assignment))):
         if exercise and cell.exercise != exercise:
             continue
         out = io.StringIO()
-        with contextlib.redirect_stdout(out):
+        # visible checks answer from the check data the release carries, as in a student's kernel
+        data = str(COURSE / "release" / assignment) if cell.level == "visible" else ""
+        with contextlib.redirect_stdout(out), _environment(NNFS_CHECK_DATA=data):
             try:
                 exec(compile(cell.source, f"<{cell.grade_id}>", "exec"), namespace)
                 earned = cell.points
@@ -44,6 +48,20 @@ def grade_namespace(assignment: str, namespace: dict, exercise: str | None = Non
                 earned = 0.0
         grades.append(CellGrade(cell.grade_id, cell.exercise, cell.points, earned, out.getvalue()))
     return grades
+
+
+@contextlib.contextmanager
+def _environment(**variables):
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 #: This clone, fixed at import: tests point NNFS_COURSE_ROOT at scratch courses while they build them.

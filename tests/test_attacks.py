@@ -8,11 +8,11 @@ import sys
 import nbformat
 import pytest
 
-from graders.classgrade import grade_class
+from graders.engine.classgrade import grade_class
 from tests.helpers import copy_course
-from graders.course import course_root, notebook_path, read_notebook
-from graders.gradebook import exercise_scores, totals
-from graders.sandbox import Limits
+from graders.tooling.course import course_root, notebook_path, read_notebook
+from graders.tooling.gradebook import exercise_scores, totals
+from graders.engine.sandbox import Limits
 from tests.attacks import attacks
 
 ROOT = course_root()
@@ -25,7 +25,7 @@ def slug(name: str) -> str:
 def make_course(path, root_for_attacks, share=(0, 1)):
     """A scratch course whose submitted/ holds the attacks (the `share[0]`-th of every `share[1]`)."""
     copy_course(path, ("nbgrader_config.py", "source"))
-    from graders.build import build
+    from graders.tooling.build import build
     build(["01_neuron"], root=path)
     for index, attack in enumerate(attacks(str(root_for_attacks))):
         if index % share[1] != share[0]:

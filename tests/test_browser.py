@@ -26,10 +26,10 @@ import time
 import nbformat
 import pytest
 
-from graders.course import nbgrader_meta, notebook_path, read_notebook, total_points
-from graders.examples import load_class, make_submission, replace_function, strip_solution_markers
-from graders.harness import run_exercise
-from graders.reference import reference
+from graders.tooling.course import nbgrader_meta, notebook_path, read_notebook, total_points
+from graders.tooling.examples import load_class, make_submission, replace_function, strip_solution_markers
+from graders.checks.runner import run_exercise
+from graders.tooling.reference import reference
 from tests.browser import CHROMIUM_ARGS, VIEWPORT, Artifacts, LabServer, Stopwatch, chromium_path, why_no_browser
 from tests.helpers import COURSE, copy_course
 
@@ -51,7 +51,7 @@ GRADED_STUDENTS = ("ada", "cleo")
 TIMEOUT_MS = 60_000
 #: sigma(z) * (1 - z) instead of sigma(z) * (1 - sigma(z)): the slip the exercise text warns about.
 WRONG_SIGMOID_GRAD = "def sigmoid_grad(z):\n    return sigmoid(z) * (1 - z)\n"
-#: What the visible check reports for it (graders.harness.run_exercise on the reference namespace): the
+#: What the visible check reports for it (graders.checks.runner.run_exercise on the reference namespace): the
 #: numbers, and the likely cause naming the slip.
 WRONG_SIGMOID_GRAD_NUMBERS = "expected 0.104994, got -0.880797"
 WRONG_SIGMOID_GRAD_CAUSE = "sigmoid(z) * (1 - z): the derivative must use sigmoid(z) in both factors."

@@ -14,8 +14,8 @@ import sys
 import pytest
 
 from tests.helpers import copy_course
-from graders.course import course_root
-from graders.examples import load_class
+from graders.tooling.course import course_root
+from graders.tooling.examples import load_class
 
 ROOT = course_root()
 

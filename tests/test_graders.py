@@ -2,8 +2,11 @@
 import numpy as np
 import pytest
 
-from graders import diagnose, gradcheck
-from graders.harness import CheckFailed, Failure, Tester, check
+from graders import CheckFailed, check
+from graders.checks import diagnose, gradcheck
+from graders.checks.failures import Failure
+from graders.checks.tester import Tester
+from graders.hidden import LiveExpected
 
 
 def dense_forward(X, W, b):
@@ -16,7 +19,8 @@ def dense_backward(dout, cache):
 
 
 def make_tester(student: dict, references: dict | None = None, seed: int = 0) -> Tester:
-    return Tester("toy", "toy", student, np.random.default_rng(seed), references=references or dict(student))
+    return Tester("toy", "toy", student, np.random.default_rng(seed),
+                  expected=LiveExpected("toy", references=references or dict(student)))
 
 
 def dense_check(t: Tester):
@@ -130,7 +134,7 @@ def test_value_diagnosis_names_factor_sign_and_candidates():
 
 
 def test_check_prints_a_pass_line_and_raises_a_short_error_on_failure(capsys):
-    from graders.reference import reference
+    from graders.tooling.reference import reference
     namespace = reference("01_neuron")
     assert check("sigmoid", namespace=namespace) is None  # None: nbgrader must not read it as partial credit
     assert "✓ sigmoid" in capsys.readouterr().out

@@ -9,12 +9,12 @@ import os
 import nbformat
 import pytest
 
-from graders.classgrade import grade_class
+from graders.engine.classgrade import grade_class
 from tests.helpers import copy_course
-from graders.course import course_root
-from graders.examples import Submission, make_submission
-from graders.gradebook import exercise_scores, totals
-from graders.sandbox import Limits
+from graders.tooling.course import course_root
+from graders.tooling.examples import Submission, make_submission
+from graders.tooling.gradebook import exercise_scores, totals
+from graders.engine.sandbox import Limits
 
 ROOT = course_root()
 #: a broken sigmoid loses sigmoid (4), and sigmoid_grad (3), logistic regression (5) and training (5), which call it
@@ -50,7 +50,7 @@ def graded(tmp_path_factory):
     copy_course(course, ("nbgrader_config.py", "source", "release"))
     os.environ["NNFS_COURSE_ROOT"] = str(course)
     try:
-        from graders.build import build
+        from graders.tooling.build import build
         build(["01_neuron"], root=course)
         for student, (cell, replace, _) in HOSTILE.items():
             nb = make_submission("01_neuron", Submission(fill="all", replace=replace))

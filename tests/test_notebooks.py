@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from graders.authoring import notebook_to_text, text_to_notebook
-from graders.build import build
-from graders.course import available_assignments, course_root, nbgrader_meta, notebook_path, read_notebook, graded_cells
-from graders.harness import checks
+from graders.tooling.authoring import notebook_to_text, text_to_notebook
+from graders.tooling.build import build
+from graders.tooling.course import available_assignments, course_root, nbgrader_meta, notebook_path, read_notebook, graded_cells
+import graders.hidden  # noqa: F401  (registers the hidden checks)
+from graders.checks.registry import checks
 
 ASSIGNMENTS = available_assignments("source")
 CURRICULUM = course_root().parent / "shared" / "curriculum.md"
@@ -89,15 +90,16 @@ def test_text_form_round_trips_exactly(assignment):
 
 
 def test_release_and_solutions_are_what_the_build_makes(tmp_path):
-    """The drift test: rebuild from source/ in a scratch course folder and compare byte for byte."""
+    """The drift test: rebuild from source/ in a scratch course folder and compare every file (notebooks and
+    check data) byte for byte."""
     root = course_root()
     shutil.copy(root / "nbgrader_config.py", tmp_path)
     shutil.copytree(root / "source", tmp_path / "source")
     build(ASSIGNMENTS, root=tmp_path)
     for kind in ("release", "solutions"):
-        built = sorted(p.relative_to(tmp_path / kind) for p in (tmp_path / kind).rglob("*.ipynb"))
-        committed = sorted(p.relative_to(root / kind) for p in (root / kind).rglob("*.ipynb"))
-        assert built == committed, f"{kind}/ holds other notebooks than the build makes: run ./course build"
+        built = sorted(p.relative_to(tmp_path / kind) for p in (tmp_path / kind).rglob("*") if p.is_file())
+        committed = sorted(p.relative_to(root / kind) for p in (root / kind).rglob("*") if p.is_file())
+        assert built == committed, f"{kind}/ holds other files than the build makes: run ./course build"
         for rel in built:
             assert (tmp_path / kind / rel).read_bytes() == (root / kind / rel).read_bytes(), \
                 f"{kind}/{rel} differs from what the build makes from source/: run ./course build and commit"

@@ -7,8 +7,8 @@ import sys
 import time
 
 from tests.helpers import copy_course
-from graders.course import course_root
-from graders.examples import load_class
+from graders.tooling.course import course_root
+from graders.tooling.examples import load_class
 
 ROOT = course_root()
 
@@ -17,8 +17,8 @@ def test_a_killed_run_resumes_and_gives_the_expected_grades(tmp_path):
     copy_course(tmp_path, ("nbgrader_config.py", "source", "examples"))
     env = dict(os.environ, NNFS_COURSE_ROOT=str(tmp_path), OMP_NUM_THREADS="1")
     env.pop("MPLBACKEND", None)
-    code = ("from graders.build import build; from graders.examples import write_class; "
-            "from graders.course import course_root; build(); "
+    code = ("from graders.tooling.build import build; from graders.tooling.examples import write_class; "
+            "from graders.tooling.course import course_root; build(); "
             "write_class(course_root() / 'submitted')")
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
     for student in list((tmp_path / "submitted").iterdir()):  # keep 01_neuron only: this test is about resuming

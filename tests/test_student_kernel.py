@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from graders.course import available_assignments, nbgrader_meta, notebook_path
-from graders.examples import Submission, make_submission
+from graders.tooling.course import available_assignments, nbgrader_meta, notebook_path
+from graders.tooling.examples import Submission, make_submission
 
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 WRONG_SIGMOID_GRAD = "def sigmoid_grad(z):\n    return sigmoid(z) * (1 - z)\n"  # sigma(z) where sigma'(z) needs it

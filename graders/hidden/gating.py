@@ -11,8 +11,9 @@ import time
 
 import numpy as np
 
-from ..gradcheck import input_at, numerical_gradient, with_input
-from ..harness import Tester, checks_for
+from ..checks.gradcheck import input_at, numerical_gradient, with_input
+from ..checks.registry import checks_for
+from ..checks.tester import Tester
 
 visible, hidden = checks_for("05_gating")
 
@@ -81,7 +82,7 @@ def _first(candidates):
 
 def _other_tester(t, name, fn):
     """A Tester whose namespace holds one function the student returned (e.g. a predict closure)."""
-    return Tester(t.assignment, t.exercise, {name: fn}, t.rng, references={})
+    return Tester(t.assignment, t.exercise, {name: fn}, t.rng, expected=t.expected)
 
 
 # -- Part 1: gates --------------------------------------------------------------------------------------------

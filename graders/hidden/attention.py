@@ -10,8 +10,9 @@ import time
 
 import numpy as np
 
-from ..gradcheck import input_at, numerical_gradient, with_input
-from ..harness import Failure, checks_for
+from ..checks.gradcheck import input_at, numerical_gradient, with_input
+from ..checks.failures import Failure
+from ..checks.registry import checks_for
 
 visible, hidden = checks_for("04_attention")
 

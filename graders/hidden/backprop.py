@@ -13,8 +13,9 @@ import time
 
 import numpy as np
 
-from ..gradcheck import numerical_gradient
-from ..harness import Failure, checks_for
+from ..checks.gradcheck import numerical_gradient
+from ..checks.failures import Failure
+from ..checks.registry import checks_for
 
 visible, hidden = checks_for("03_backprop")
 

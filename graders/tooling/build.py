@@ -15,6 +15,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.utils import capture_log, temp_attrs
 from traitlets.config.loader import PyFileConfigLoader
 
+from .checkdata import write_check_data
 from .course import available_assignments, course_root
 
 
@@ -51,11 +52,13 @@ def _require(result: dict, step: str) -> None:
 
 
 def build(assignments: list[str] | None = None, root: Path | None = None) -> list[str]:
-    """Write release/<id>/ and solutions/<id>/ for each assignment (default: every one in source/)."""
+    """Write release/<id>/ (the notebook and its check data) and solutions/<id>/ for each assignment (default:
+    every one in source/)."""
     api = nbgrader_api(root)
     assignments = assignments or available_assignments("source")
     for assignment in assignments:
         _require(api.generate_assignment(assignment, force=True, create=True), f"generate_assignment {assignment}")
+        write_check_data(assignment, Path(api.coursedir.format_path(api.coursedir.release_directory, ".", assignment)))
         with temp_attrs(api.coursedir, assignment_id=assignment):
             app = GenerateSolution(coursedir=api.coursedir, parent=api)
             app.force = True

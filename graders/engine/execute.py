@@ -18,8 +18,10 @@ from pathlib import Path
 
 import nbformat
 
-from .course import nbgrader_meta
-from .harness import run_exercise
+from ..tooling.course import nbgrader_meta
+from ..checks.registry import assignment_of
+from ..checks.runner import run_exercise
+from ..hidden import LiveExpected
 from .remote import RemoteError, RemoteNamespace
 from .sandbox import KernelSession, Limits
 
@@ -131,7 +133,8 @@ def _grade_test_cell(cell, session: KernelSession, summary: ExecutionSummary) ->
         return
     exercise, level = parsed
     try:
-        report = run_exercise(exercise, RemoteNamespace(session), level)
+        report = run_exercise(exercise, RemoteNamespace(session), level,
+                              expected=LiveExpected(assignment_of(exercise)))
     except Exception as exc:  # noqa: BLE001 - a bug in a check: no points, and the command reports it
         cell.outputs = [_error("GraderError", f"the check itself failed ({type(exc).__name__}: {exc}); "
                                               "tell your instructor.")]

@@ -5,7 +5,7 @@ For each submission under submitted/<student>/<assignment>/:
    the student and submission rows are made in the gradebook, and nbgrader's OverwriteCells puts back the
    locked and deleted cells from it;
 2. execute (a worker process, N at once): the notebook runs in a sandboxed kernel; test cells are decided
-   by the grader (graders/execute.py); the result is written atomically to .grading/executed/;
+   by the grader (graders/engine/execute.py); the result is written atomically to .grading/executed/;
 3. save (this process, nbgrader's Autograde with no sanitizing and no execution): SaveAutoGrades and late
    penalties write the grades. Only this process writes the gradebook, one submission at a time.
 
@@ -31,8 +31,8 @@ import nbformat
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutput, SaveAutoGrades
 
-from .build import nbgrader_api
-from .course import available_assignments, course_root, nbgrader_meta, notebook_path
+from ..tooling.build import nbgrader_api
+from ..tooling.course import available_assignments, course_root, nbgrader_meta, notebook_path
 from .sandbox import Limits
 
 STATE = ".grading"
@@ -63,8 +63,11 @@ def _hash_files(paths) -> str:
 
 def grader_fingerprint() -> str:
     """Changes when the grading code changes, so that old verdicts are not kept."""
-    here = Path(__file__).parent
-    return _hash_files([*here.glob("*.py"), *here.glob("suites/*.py")])
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def find_jobs(root: Path, assignments: list[str]) -> list[Job]:
@@ -174,7 +177,7 @@ def grade_class(assignments: list[str] | None = None, *, workers: int | None = N
                                      "Autograde.autograde_preprocessors": SAVE_PREPROCESSORS,
                                      "CourseDirectory.submitted_directory": f"{STATE}/executed"})
     # the course being graded, and the clone the grader runs from (its source/ holds the same solutions)
-    hide = tuple(sorted({str(root), str(Path(__file__).resolve().parent.parent)}))
+    hide = tuple(sorted({str(root), str(Path(__file__).resolve().parent.parent.parent)}))
     progress = Progress(len(pending), out)
     try:
         _grade_all(root, pending, workers, limits, hide, sanitize_api, save_api, progress)

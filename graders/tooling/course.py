@@ -23,7 +23,7 @@ def course_root() -> Path:
     env = os.environ.get("NNFS_COURSE_ROOT")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parent.parent.parent
     if (here / "nbgrader_config.py").exists():
         return here
     raise RuntimeError(

@@ -7,8 +7,9 @@ Each `candidates` entry names a classic mistake by the output it would produce.
 """
 import numpy as np
 
-from .. import diagnose
-from ..harness import Failure, NotWritten, checks_for
+from ..checks import diagnose
+from ..checks.failures import Failure, NotWritten
+from ..checks.registry import checks_for
 
 visible, hidden = checks_for("02_mlp")
 

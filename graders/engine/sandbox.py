@@ -11,7 +11,7 @@ What the kernel gets, where the platform allows it (Linux; the namespace and uid
   so the reference solutions, hidden tests, gradebook and other students' work cannot be read.
 
 Kernels are forked from a launcher that has already imported ipykernel, NumPy and matplotlib (one per
-grading worker, see graders/kernel_launcher.py, where the fence itself is), so a submission does not pay for
+grading worker, see graders/engine/in_kernel/launcher.py, where the fence itself is), so a submission does not pay for
 those imports again.
 """
 from __future__ import annotations
@@ -107,14 +107,14 @@ class ForkedKernel:
 
 
 class Launcher:
-    """This process's kernel launcher (graders/kernel_launcher.py): one per grading worker, started on first
+    """This process's kernel launcher (graders/engine/in_kernel/launcher.py): one per grading worker, started on first
     use, started again if it died."""
 
     def __init__(self, python: str):
         self.mpl_dir = tempfile.mkdtemp(prefix="nnfs-launcher-")
         os.chmod(self.mpl_dir, 0o755)
         atexit.register(shutil.rmtree, self.mpl_dir, True)
-        code = Path(__file__).with_name("kernel_launcher.py").read_text(encoding="utf-8")
+        code = (Path(__file__).parent / "in_kernel" / "launcher.py").read_text(encoding="utf-8")
         self.process = subprocess.Popen([python, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL, cwd="/", text=True,
                                         env=dict(kernel_environment(python), MPLCONFIGDIR=self.mpl_dir,
@@ -196,7 +196,7 @@ class KernelSession:
             for path in [self.root, *self.root.rglob("*")]:
                 os.chown(path, self.uid, self.uid)
             os.chmod(self.root, 0o700)
-        shutil.copy(Path(__file__).with_name("kernel_stub.py"), self.root / "nnfs_stub.py")
+        shutil.copy(Path(__file__).parent / "in_kernel" / "stub.py", self.root / "nnfs_stub.py")
         self.hide, self.keep = _views(hide, python_prefixes=(sys.prefix, sys.base_prefix),
                                       unprivileged=self.uid is not None)
         self.python = python
@@ -341,7 +341,7 @@ class KernelSession:
         return self.requests
 
     def call_stub(self, number: int) -> None:
-        """Have the kernel answer request `number` (see kernel_stub.serve)."""
+        """Have the kernel answer request `number` (see in_kernel/stub.py, serve)."""
         status, outputs = self.run(f"__nnfs__['serve']({self.rpc_dir!r}, {number}, __nnfs__['ns'])",
                                    timeout=self.limits.cell_seconds, keep_outputs=False)
         if status == "timeout":

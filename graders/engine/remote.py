@@ -1,7 +1,7 @@
 """The grader's side of calling student functions that live in a sandboxed kernel.
 
 `RemoteNamespace(session)` stands in for the notebook's globals when a worker runs a test cell's checks:
-`t.call("sigmoid", z)` sends `z` to the kernel, the kernel stub (`kernel_stub.py`) calls the student's
+`t.call("sigmoid", z)` sends `z` to the kernel, the kernel stub (`in_kernel/stub.py`) calls the student's
 `sigmoid`, and the result comes back as plain numbers and arrays, read without unpickling anything. Objects
 that are not plain data (a cache, say) stay in the kernel and come back as a `Handle` to pass on.
 """
@@ -9,37 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 
 import cloudpickle
 import numpy as np
+
+from ..checks.calling import Handle, Outcome, StudentError
 
 MAX_RESPONSE_BYTES = 256 * 2**20
 MAX_NODES = 200_000
 
 
-class RemoteError(Exception):
-    """The student's function raised, or the kernel could not answer."""
-
-    def __init__(self, type_name: str, message: str, where: str | None = None, mro: list | None = None):
-        super().__init__(f"{type_name}: {message}")
-        self.type_name, self.message, self.where, self.mro = type_name, message, where, mro or [type_name]
-
-
-@dataclass(frozen=True)
-class Handle:
-    """An object the student's function returned that is not plain data; it stays in the kernel."""
-    key: int
-    typename: str
-
-
-@dataclass
-class Outcome:
-    value: object
-    warnings: list
-    args_after: list
-    kwargs_after: dict
-    argnames: list | None
+#: Raised for what the student's function raised in the kernel, or when the kernel could not answer.
+RemoteError = StudentError
 
 
 def _encode_request(value):

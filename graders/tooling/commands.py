@@ -12,7 +12,7 @@ from . import gradebook
 from .build import build, nbgrader_api
 from .cli import register
 from .course import available_assignments, course_root
-from .classgrade import grade_class, summary_table
+from ..engine.classgrade import grade_class, summary_table
 from .examples import load_class, write_class
 
 #: What the demo writes into the course folder (and wipes before it starts again).

@@ -1,0 +1,103 @@
+"""Running an exercise's checks: `check("sigmoid")` in a test cell, `run_exercise` in the grader."""
+from __future__ import annotations
+
+import sys
+import zlib
+
+import numpy as np
+
+from . import expected as expected_sources
+from .failures import CheckFailed, Failure, NotWritten
+from .registry import HiddenChecksUnavailable, assignment_of, checks
+from .report import Report, Result, _short_error_in_ipython, show
+from .tester import Tester
+
+
+def _seed(exercise: str, description: str) -> int:
+    return zlib.crc32(f"{exercise}/{description}".encode())
+
+
+def _failed(description: str, failure: Failure, notes) -> Result:
+    return Result(description, False, failure.summary, tuple(failure.details()), tuple(notes))
+
+
+def default_expected(assignment: str, level: str):
+    """Where a check's expected values come from when nobody says: for visible checks the check data next to
+    the notebook, else the reference where it is installed; for hidden checks the reference.
+
+    Returns a source (graders.checks.expected), or raises Failure saying what is missing.
+    """
+    if level == "visible":
+        data = expected_sources.find_check_data(assignment)
+        if data is not None:
+            return data
+    source = expected_sources.live(assignment)
+    if source is not None:
+        return source
+    json_name, npz_name = expected_sources.data_file_names(assignment)
+    raise Failure(f"The check data of {assignment} is missing: {json_name} and {npz_name} must be in the "
+                  "notebook's folder.",
+                  hint="keep the notebook in the folder it came in (the release folder, or the unpacked bundle), "
+                       f"or set {expected_sources.DATA_PATH_VARIABLE} to the folder that holds those two files.")
+
+
+def run_exercise(exercise: str, namespace: dict, level: str = "visible", expected=None) -> Report:
+    """Run the checks of one exercise at one level against a namespace of student functions.
+
+    Inputs:
+      exercise: a contract function's name. namespace: name -> the student's function (or a stand-in).
+      level: "visible" or "hidden". expected: a source of expected values; by default `default_expected`.
+    Returns:
+      a Report with one Result per check (a check after a "not written yet" is not run).
+    """
+    try:
+        found = checks(exercise, level)
+        if expected is None:
+            expected = default_expected(assignment_of(exercise), level)
+    except HiddenChecksUnavailable as exc:
+        return Report(exercise, level, [Result("the hidden checks", False, str(exc))])
+    except Failure as failure:
+        return Report(exercise, level, [_failed("the check data", failure, ())])
+    results = []
+    for chk in found:
+        tester = Tester(chk.assignment, exercise, namespace, np.random.default_rng(_seed(exercise, chk.description)),
+                        expected=expected)
+        try:
+            chk.func(tester)
+        except NotWritten as failure:
+            results.append(_failed(chk.description, failure, tester.notes))
+            break  # every other check would say the same
+        except Failure as failure:
+            results.append(_failed(chk.description, failure, tester.notes))
+        except expected_sources.MissingAnswer as missing:
+            results.append(_failed(chk.description, Failure(
+                f"This check has no expected value for what it asked: {missing}.",
+                cause="the check data is older or newer than the check library, or the notebook's cells were "
+                      "changed in a way the check did not expect.",
+                hint="download the assignment again (the notebook, its checks_*.json and checks_*.npz), or ask "
+                     "your instructor."), tester.notes))
+        else:
+            results.append(Result(chk.description, True, notes=tuple(tester.notes)))
+    return Report(exercise, level, results)
+
+
+def check(exercise: str, hidden: bool = False, namespace: dict | None = None) -> None:
+    """Run an exercise's visible (or hidden) checks on the caller's functions; raise CheckFailed if any fails.
+
+    Inputs:
+      exercise: a function name from the curriculum, e.g. "sigmoid".
+      hidden: run the hidden checks instead of the visible ones.
+      namespace: where to find the student's functions; by default the caller's globals (the notebook).
+    """
+    __tracebackhide__ = True
+    if namespace is None:
+        namespace = sys._getframe(1).f_globals
+    report = run_exercise(exercise, namespace, "hidden" if hidden else "visible")
+    show(report)
+    if not report.passed:
+        _short_error_in_ipython()
+        failed = sum(not r.passed for r in report.results)
+        error = CheckFailed(f"{exercise}: {failed} {report.level} check(s) failed, details above.")
+        error.report = report.text()
+        raise error from None
+    return None

@@ -1,1 +1,0 @@
-"""One module of checks per assignment; `graders.harness` imports them all on first use."""

@@ -1,0 +1,42 @@
+"""Record the check data a release carries: every visible check run once against the reference.
+
+`./course build` calls `write_check_data` for each assignment after nbgrader's generate_assignment. A visible
+check that fails on the reference, or asks a question whose answer cannot be written as data, stops the
+build with the check's name: both are bugs of the check.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..checks import expected
+from ..checks.registry import exercises
+from ..checks.runner import run_exercise
+from .reference import reference
+
+
+class CheckDataError(RuntimeError):
+    """A visible check cannot be recorded."""
+
+
+def record_visible(assignment: str) -> dict:
+    """Run every visible check of `assignment` on the reference; return the answers {digest: value} it asked for."""
+    from ..hidden import LiveExpected
+    recorder = expected.Recorder(LiveExpected(assignment))
+    for exercise in exercises(assignment):
+        try:
+            report = run_exercise(exercise, reference(assignment), "visible", expected=recorder)
+        except expected.Unrecordable as exc:
+            raise CheckDataError(f"a visible check of {exercise} asks about {exc}, which check data cannot hold: "
+                                 "make its inputs plain numbers and arrays, or move it to the hidden checks") from exc
+        if not report.passed:
+            raise CheckDataError(f"the visible checks of {exercise} fail on the reference:\n{report.text()}")
+    return recorder.entries
+
+
+def write_check_data(assignment: str, folder: Path) -> list[Path]:
+    """Write checks_<assignment>.json and .npz into `folder` (the release folder); return their paths."""
+    json_bytes, npz_bytes = expected.dump_check_data(assignment, record_visible(assignment))
+    paths = [Path(folder) / name for name in expected.data_file_names(assignment)]
+    for path, data in zip(paths, (json_bytes, npz_bytes)):
+        path.write_bytes(data)
+    return paths
