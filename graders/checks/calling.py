@@ -70,9 +70,12 @@ def argument_names(fn, args, kwargs) -> list[str]:
     if isinstance(known, list) and len(known) == len(args) + len(kwargs):
         return list(known)
     try:
-        return list(inspect.signature(fn).bind(*args, **kwargs).arguments)
+        signature = inspect.signature(fn)
+        if not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values()):
+            return list(signature.bind(*args, **kwargs).arguments)
     except (TypeError, ValueError):
-        return [f"argument {i + 1}" for i in range(len(args))] + list(kwargs)
+        pass
+    return [f"argument {i + 1}" for i in range(len(args))] + list(kwargs)
 
 
 def is_returned_function(fn) -> bool:

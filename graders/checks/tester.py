@@ -227,34 +227,55 @@ class Tester:
                           hint=f"return exactly what the docstring of `{name}` lists, in that order.") from exc
 
     def backward_check(self, forward: str, backward: str, args: list, wrt: dict, *, unpack: Callable,
-                       kwargs: dict | None = None, cache_index: int = 1, batch: int | None = None,
-                       candidates: dict | None = None, rtol: float = 1e-6, atol: float = 1e-9) -> None:
-        """Check a layer's forward values and every gradient its backward returns.
+                       kwargs: dict | None = None, n_out: int = 1, out_names: tuple = ("output",),
+                       batch: int | None = None, candidates=None, hints: dict | None = None,
+                       rtol: float = 1e-6, atol: float = 1e-9) -> dict:
+        """Check a layer's forward values and every gradient its backward returns; the one backward checker.
 
-        The forward is `forward(*args, **kwargs) -> (out, cache, ...)`; the backward is `backward(dout, cache)`.
-        Steps: the student's `out` must match the reference; `dout` is random (never ones); each gradient
-        `unpack(backward result)[name]` must match the centered-difference gradient of
-        `sum(reference_forward(...)[0] * dout)` with respect to the input `wrt[name]`, an index into `args`
-        or `(index, key)` for an entry of a dict argument. `candidates` maps a gradient name to
-        {mistake: array}. Relative error threshold: gradcheck.GRAD_REL_TOL.
+        Inputs:
+          forward, backward: contract names. `forward(*args, **kwargs) -> (out_1, ..., out_n, cache)` with
+            n = n_out; `backward(dout_1, ..., dout_n, cache)`. The cache is the student's own, passed on
+            untouched (its form is the student's business).
+          wrt: gradient name -> the input it is taken with respect to: an index into args, or (index, key)
+            for an entry of a dict argument.
+          unpack: backward's result -> {gradient name: gradient}.
+          out_names: a name for each output in messages, e.g. ("h", "c"); "output" by default.
+          candidates: {gradient name: {mistake: array}}, or a function of the upstream gradients (a list of
+            n_out arrays) returning that dict, for mistakes that depend on them.
+          hints: gradient name -> where to look when it is wrong.
+        Steps: each output must match the reference; each upstream gradient is random (never ones); each
+        gradient must match centered differences of sum_i(reference forward(...)[i] * dout_i) with a relative
+        error below gradcheck.GRAD_REL_TOL (t.gradient).
+        Returns:
+          the student's gradients {name: value}.
         """
         kwargs = kwargs or {}
+        names = list(out_names) + [f"output {i + 1}" for i in range(len(out_names), n_out)]
+        label = [f"the output of {forward}" if name == "output" else f"the {name} returned by {forward}"
+                 for name in names]
         result = self.agrees(forward, *args, rtol=rtol, atol=atol, batch=batch, pick=lambda r: r[0],
-                             what=f"the output of {forward}", **kwargs)
-        out = self.array(self.part(result, lambda r: r[0], forward), f"the output of {forward}")
-        cache = self.part(result, lambda r: r[cache_index], forward)
-        dout = self.rng.normal(size=np.shape(out))
-        grads = self.part(self.call(backward, dout, cache), unpack, backward)
-
+                             what=label[0], **kwargs)
+        outs = [self.array(self.part(result, lambda r: r[0], forward), label[0])]
+        if n_out > 1:
+            expected = self.ref(forward)(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+            for i in range(1, n_out):
+                got = self.part(result, lambda r, i=i: r[i], forward)
+                outs.append(self.close(got, expected[i], label[i], rtol=rtol,
+                                       atol=atol, batch=batch))
+        cache = self.part(result, lambda r: r[n_out], forward)
+        douts = [self.rng.normal(size=np.shape(o)) for o in outs]
+        grads = self.part(self.call(backward, *douts, cache), unpack, backward)
+        mistakes = candidates(douts) if callable(candidates) else (candidates or {})
+        inputs = (f"{forward} inputs: " + self.describe_args(self.student(forward), args, kwargs)
+                  + ("; dout random" if n_out == 1 else "; upstream gradients random"))
         for grad_name, where in wrt.items():
-            numerical = self.data("numerical_gradient", forward, list(args), kwargs, where, dout)
             if grad_name not in grads:
                 raise Failure(f"`{backward}` did not return {grad_name}.",
                               hint=f"return every gradient the docstring of `{backward}` lists.")
+            numerical = self.data("numerical_gradient", forward, list(args), kwargs, where, douts)
             self.gradient(grads[grad_name], numerical, f"{grad_name} from {backward}", batch=batch,
-                          candidates=(candidates or {}).get(grad_name),
-                          inputs=f"{forward} inputs: " + self.describe_args(self.ref(forward), args, kwargs)
-                                 + "; dout random")
+                          candidates=mistakes.get(grad_name), inputs=inputs, hint=(hints or {}).get(grad_name))
+        return grads
 
     def raises(self, exception: type, name: str, *args, hint: str | None = None, **kwargs) -> None:
         """The student's `name(*args)` must raise `exception` (e.g. ValueError for an unknown option)."""

@@ -59,12 +59,15 @@ class LiveExpected:
 
 
 @generates("numerical_gradient")
-def layer_numerical_gradient(source, forward: str, args: list, kwargs: dict, where, dout) -> np.ndarray:
-    """Centered differences of sum(reference forward(*args)[0] * dout) with respect to the input at `where`
-    (an index into args, or (index, key) for an entry of a dict argument); shaped like that input."""
+def layer_numerical_gradient(source, forward: str, args: list, kwargs: dict, where, douts: list) -> np.ndarray:
+    """Centered differences of sum_i(sum(reference forward(*args, **kwargs)[i] * douts[i])) with respect to the
+    input at `where` (an index into args, or (index, key) for an entry of a dict argument); shaped like it."""
     fn = source.function(forward)
-    loss = lambda value: float(np.sum(  # noqa: E731
-        np.asarray(fn(*gradcheck.with_input(args, where, value), **kwargs)[0]) * dout))
+
+    def loss(value):
+        outputs = fn(*gradcheck.with_input(args, where, value), **kwargs)
+        return float(sum(np.sum(np.asarray(outputs[i]) * dout) for i, dout in enumerate(douts)))
+
     return gradcheck.numerical_gradient(loss, np.asarray(gradcheck.input_at(args, where), dtype=np.float64))
 
 
