@@ -56,6 +56,17 @@ class Tester:
                           hint=f"did a later cell assign to the name `{name}`?")
         return fn
 
+    def call_returned(self, fn, *args, name: str = "predict", **kwargs):
+        """Call a function the student's code returned (e.g. the `predict` of a training function) with every
+        guard of `call` (exceptions, warnings, changed inputs); `name` is what messages call it."""
+        __tracebackhide__ = True
+        if not callable(fn):
+            raise Failure(f"`{name}` is a {getattr(fn, 'typename', type(fn).__name__)}, not a function.",
+                          hint=f"return the function `{name}` itself, not the result of calling it.")
+        returned = Tester(self.assignment, self.exercise, {name: fn}, self.rng, expected=self.expected,
+                          allow_warnings=self.allow_warnings, notes=self.notes)
+        return returned.call(name, *args, **kwargs)
+
     def call(self, name: str, *args, check_mutation: bool = True, **kwargs):
         """Call the student's function `name`; fail on an exception, a warning or a changed input."""
         __tracebackhide__ = True
