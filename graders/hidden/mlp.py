@@ -1,38 +1,71 @@
-"""Checks for assignment 02_mlp.
+"""Hidden checks of assignment 02_mlp, and the generators its visible checks ask through `t.data`.
 
-Visible checks: shapes and small hand-computable values. Hidden checks: random inputs with distinct non-square
-dimensions, extreme logits (+-1000, +-1e4), N = 1, several numbers of layers, unchanged inputs, and, for the
-random initializers, distribution statistics of large samples (never particular random numbers).
-Each `candidates` entry names a classic mistake by the output it would produce.
+Hidden checks: random inputs with distinct non-square dimensions, extreme logits (+-1000, +-1e4), N = 1, several
+numbers of layers, unchanged inputs, and, for the random initializers, distribution statistics of large samples
+(never particular random numbers). Each `candidates` entry names a classic mistake by the output it would produce.
+
+Generators (`@generates`, names prefixed "mlp_"): the outputs of named mistakes and the standard deviations of
+the initialization schemes. Several are a correct solution with one option changed, so they stay here; the
+visible checks get their outputs from the check data, and the hidden checks ask them live through `t.data`.
 """
+
 import numpy as np
 
 from ..checks import diagnose
-from ..checks.failures import Failure, NotWritten
+from ..checks.failures import Failure
 from ..checks.registry import checks_for
+from ..visible.mlp import (
+    _LAST_AXIS,
+    _MLP_HINT,
+    OUT,
+    _check_ce,
+    _check_init_dense,
+    _check_mlp_params,
+    _check_predict,
+    _check_weight_distribution,
+    _explained,
+)
+from . import generates
 
-visible, hidden = checks_for("02_mlp")
-
-OUT = lambda result: result[0]  # noqa: E731  the `out` of `(out, cache)`: the cache is the student's business
+_, hidden = checks_for("02_mlp")
 
 
-def _explained(action, cause, hint=None, when=("NumPy warning", "raised")):
-    """Run `action()`; when it fails with an exception or a warning from student code, name the likely cause."""
-    try:
-        return action()
-    except NotWritten:
-        raise
-    except Failure as failure:
-        if not any(word in failure.summary for word in when):
-            raise
-        raise Failure(failure.summary, inputs=failure.inputs, raised_at=failure.raised_at, expected=failure.expected,
-                      got=failure.got, cause=cause, hint=hint or failure.hint) from None
+def _mlp_params(rng, sizes):
+    return {key: value for i, (a, c) in enumerate(zip(sizes[:-1], sizes[1:]), start=1)
+            for key, value in ((f"W{i}", rng.normal(size=(a, c)) * np.sqrt(2 / a)), (f"b{i}", rng.normal(size=c) * 0.5))}
+
+
+EXTREME_LOGITS = np.array([[1000.0, 0.0, -1000.0, 1.0],
+                           [1e4, 1e4, -1e4, 0.0],
+                           [-1e4, -1e4 + 1.0, -1e4 + 2.0, -1e4],
+                           [-1000.0, -999.0, -998.0, -1000.0],
+                           [0.5, -0.5, 2.0, 1.0]])
+
+
+_SOFTMAX_OVERFLOW = ("np.exp of large logits overflows (exp(710) is inf; inf / inf is nan): subtract each row's max "
+                     "first, z - np.max(z, axis=-1, keepdims=True); a softmax does not change when a constant is "
+                     "subtracted from a row. If you already subtract a max: it must be each row's own max, not the "
+                     "max of the whole array, or a row far below it underflows to all zeros and gives 0 / 0.")
+
+
+def _log_softmax_cause():
+    return ("np.log(softmax(z)), or a log of a sum of unshifted exponentials: softmax underflows to exactly 0 for a "
+            "logit ~745 below its row's max and log(0) = -inf (and exp(710) overflows). Use the log-sum-exp trick: "
+            "(z - m) - np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)) with m the row max.")
 
 
 # -- Part 1: initialization --------------------------------------------------------------------------------
 
-def _std_formulas(fan_in, fan_out):
-    """Standard deviations students compute, by the mistake (or the scheme) that gives them."""
+@generates("mlp_init_std_formulas")
+def init_std_formulas(source, fan_in, fan_out):
+    """Standard deviations students compute for init_dense, by the scheme (or the mistake) that gives them.
+
+    Inputs:
+      fan_in, fan_out: the layer's numbers of inputs and outputs (ints)
+    Returns:
+      {key: (std, description)}: std a float; "he" and "xavier" are the contract's schemes, every other key a
+      mistaken formula whose description names it.
+    """
     total = fan_in + fan_out
     return {
         "he": (np.sqrt(2 / fan_in), "He: sqrt(2 / fan_in)"),
@@ -50,70 +83,6 @@ def _std_formulas(fan_in, fan_out):
         "var_xavier": (2 / total, "the variance 2 / (fan_in + fan_out) used as the std: take its square root"),
         "unscaled": (1.0, "standard normal draws never multiplied by the std"),
     }
-
-
-def _init_pair(t, result, what):
-    """(W, b) from a student's init_dense result, as float arrays."""
-    W = t.array(t.part(result, lambda r: r[0], "init_dense"), f"W from {what}")
-    b = t.array(t.part(result, lambda r: r[1], "init_dense"), f"b from {what}")
-    return W, b
-
-
-def _check_weight_distribution(t, W, fan_in, fan_out, scheme, what, scheme_hint=None):
-    """W has the scheme's std (within 3 %), mean ~0 and a normal shape; name the formula it matches instead."""
-    formulas = _std_formulas(fan_in, fan_out)
-    target, target_text = formulas[scheme]
-    n = W.size
-    mean, std = float(W.mean()), float(W.std())
-    t.require(abs(mean) < 6 * target / np.sqrt(n) + 1e-12,
-              f"the weights of {what} have mean {mean:.4g}; a zero-mean distribution of {n} draws with std "
-              f"{target:.4g} has |mean| below {6 * target / np.sqrt(n):.2g}.",
-              cause="the weights are not centred at 0 (rng.random / rng.uniform(0, ...) draws only positive numbers, "
-                    "or a constant was added).",
-              hint="draw rng.normal(0.0, std, size=(fan_in, fan_out)).")
-    if abs(std / target - 1) > 0.03:
-        matches = [text for key, (value, text) in formulas.items()
-                   if key != scheme and abs(std / value - 1) <= 0.03]
-        if std == 0:
-            matches = ["all weights equal (zeros or a constant): every unit would compute the same thing"]
-        raise Failure(f"the weights of {what} have std {std:.4g}; scheme {scheme!r} needs {target:.4g} "
-                      f"({target_text}, with fan_in = {fan_in}, fan_out = {fan_out}).",
-                      cause=("your std matches " + matches[0] + ".") if matches else None,
-                      hint=scheme_hint or "compute std from the formula of the scheme, then "
-                                          "W = rng.normal(0.0, std, size=(fan_in, fan_out)).")
-    within_one = float(np.mean(np.abs(W - mean) < std))
-    t.require(abs(within_one - 0.6827) < 0.01,
-              f"the weights of {what} do not look normal: {within_one:.1%} of them lie within one std of the mean "
-              "(a normal distribution has 68.3%, a uniform one 57.7%).",
-              cause="uniform (or other non-normal) draws: the contract asks for a zero-mean normal distribution.",
-              hint="rng.normal(0.0, std, size=...) or rng.standard_normal(size) * std.")
-
-
-def _check_zero_bias(t, b, fan_out, what):
-    t.close(b, np.zeros(fan_out), f"b from {what}",
-            hint="biases start at exactly zero: np.zeros(fan_out), shape (fan_out,).")
-
-
-def _check_init_dense(t, fan_in, fan_out, scheme, seed):
-    args = (fan_in, fan_out, np.random.default_rng(seed)) + ((scheme,) if scheme else ())
-    what = f"init_dense({fan_in}, {fan_out}, rng" + (f", {scheme!r})" if scheme else ")")
-    W, b = _init_pair(t, t.call("init_dense", *args), what)
-    t.require(W.shape == (fan_in, fan_out), f"W from {what} has shape {W.shape}, expected {(fan_in, fan_out)}.",
-              hint="W is (fan_in, fan_out): one column per output unit.")
-    _check_zero_bias(t, b, fan_out, what)
-    _check_weight_distribution(t, W, fan_in, fan_out, scheme or "he", what)
-
-
-@visible("init_dense")
-def shapes_zero_bias_spread_and_unknown_scheme(t):
-    what = "init_dense(3, 5, rng, 'he')"
-    W, b = _init_pair(t, t.call("init_dense", 3, 5, np.random.default_rng(0), "he"), what)
-    t.require(W.shape == (3, 5), f"W from {what} has shape {W.shape}, expected (3, 5).",
-              hint="W is (fan_in, fan_out).")
-    _check_zero_bias(t, b, 5, what)
-    _check_init_dense(t, 400, 300, "he", 1)
-    t.raises(ValueError, "init_dense", 4, 3, np.random.default_rng(0), "uniform",
-             hint="after the 'he' and 'xavier' branches: else: raise ValueError(f'unknown scheme {scheme!r}').")
 
 
 @hidden("init_dense")
@@ -171,39 +140,6 @@ def draws_only_from_the_rng_given(t):
               hint="use only the rng argument: rng.normal(...).")
 
 
-@visible("init_mlp")
-def keys_and_shapes_for_two_layers(t):
-    _check_mlp_params(t, [4, 5, 3], np.random.default_rng(0))
-
-
-def _check_mlp_params(t, sizes, rng, scheme=None):
-    args = (sizes, rng) + ((scheme,) if scheme else ())
-    what = f"init_mlp({sizes}" + (f", rng, {scheme!r})" if scheme else ", rng)")
-    params = t.call("init_mlp", *args)
-    t.require(type(params) is dict, f"{what} returned a {type(params).__name__}, expected a dict.",
-              hint='return a dict {"W1": ..., "b1": ..., ...}.')
-    n_layers = len(sizes) - 1
-    expected_keys = {f"{kind}{i}" for i in range(1, n_layers + 1) for kind in "Wb"}
-    keys = set(params.keys())
-    t.require(keys == expected_keys,
-              f"{what} returned the keys {sorted(map(str, keys))}, expected {sorted(expected_keys)}.",
-              cause=(f"{len(sizes)} sizes make {n_layers} layers: zip(layer_sizes[:-1], layer_sizes[1:]) pairs each "
-                     "layer's fan_in with its fan_out; number the layers from 1.")
-              if len(keys) != len(expected_keys) or keys - expected_keys else None,
-              hint='keys "W1", "b1", ..., "WL", "bL" with L = len(layer_sizes) - 1.')
-    arrays = {}
-    for i in range(1, n_layers + 1):
-        W = t.array(params[f"W{i}"], f'params["W{i}"] from {what}')
-        b = t.array(params[f"b{i}"], f'params["b{i}"] from {what}')
-        t.require(W.shape == (sizes[i - 1], sizes[i]),
-                  f'params["W{i}"] from {what} has shape {W.shape}, expected {(sizes[i - 1], sizes[i])}.',
-                  hint=f"layer i maps layer_sizes[i-1] to layer_sizes[i]: W{i} is (layer_sizes[{i - 1}], "
-                       f"layer_sizes[{i}]).")
-        _check_zero_bias(t, b, sizes[i], what + f' (params["b{i}"])')
-        arrays[f"W{i}"] = W
-    return arrays
-
-
 @hidden("init_mlp")
 def keys_shapes_and_zero_biases(t):
     """3 layers [6, 9, 7, 3] and 1 layer [5, 2]: exact keys, shapes, zero biases"""
@@ -241,17 +177,29 @@ def one_rng_for_every_layer(t):
 
 # -- Part 2: layers ----------------------------------------------------------------------------------------
 
-@visible("dense_forward")
-def the_worked_example(t):
-    X = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 1.0]])
-    W = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]])
-    b = np.array([0.5, -1.0])
-    t.agrees("dense_forward", X, W, b, pick=OUT, what="out of dense_forward", candidates=_dense_suspects(X, W, b))
+@generates("mlp_dense_suspects")
+def dense_suspects(source, X, W, b):
+    """Outputs of dense_forward's classic mistakes.
 
-
-def _dense_suspects(X, W, b):
+    Inputs:
+      X: inputs, shape (N, D); W: weights, shape (D, H); b: biases, shape (H,)
+    Returns:
+      {mistake: out it gives, shape (N, H)}
+    """
     return {"the bias was added to W before the product, X @ (W + b): add it after, X @ W + b.": X @ (W + b),
             "the bias is missing: out = X @ W + b.": X @ W}
+
+
+@generates("mlp_relu_suspects")
+def relu_suspects(source, X):
+    """Outputs of relu_forward's classic mistakes shared by the visible and hidden checks.
+
+    Inputs:
+      X: inputs, any shape
+    Returns:
+      {mistake: out it gives, shaped like X}
+    """
+    return {"you returned the on/off mask (X > 0), not the values max(0, X).": (X > 0).astype(float)}
 
 
 @hidden("dense_forward")
@@ -259,24 +207,18 @@ def random_non_square_and_single_example(t):
     """random X (4, 3), W (3, 5), b (5,), and N = 1"""
     for n in (4, 1):
         X, W, b = t.rng.normal(size=(n, 3)), t.rng.normal(size=(3, 5)), t.rng.normal(size=5)
-        t.agrees("dense_forward", X, W, b, pick=OUT, what="out of dense_forward", candidates=_dense_suspects(X, W, b))
+        t.agrees("dense_forward", X, W, b, pick=OUT, what="out of dense_forward",
+                 candidates=t.data("mlp_dense_suspects", X, W, b))
 
 
 @hidden("dense_forward")
 def the_bias_lines_up_with_the_columns(t):
     """N = H = 5: each b[j] is added to column j of every row, not to row j"""
     X, W, b = t.rng.normal(size=(5, 3)), t.rng.normal(size=(3, 5)), t.rng.normal(size=5) * 3
-    suspects = _dense_suspects(X, W, b)
+    suspects = t.data("mlp_dense_suspects", X, W, b)
     suspects["the bias is broadcast along the wrong axis (b[:, None] / b.reshape(-1, 1) adds b[i] to row i): add "
              "b of shape (H,) so that b[j] goes to column j."] = X @ W + b[:, None]
     t.agrees("dense_forward", X, W, b, pick=OUT, what="out of dense_forward", candidates=suspects)
-
-
-@visible("relu_forward")
-def small_values(t):
-    X = np.array([[-1.0, 0.0, 2.0], [3.0, -0.5, 0.0]])
-    t.agrees("relu_forward", X, pick=OUT, what="out of relu_forward",
-             candidates={"you returned the on/off mask (X > 0), not the values max(0, X).": (X > 0).astype(float)})
 
 
 @hidden("relu_forward")
@@ -286,17 +228,20 @@ def random_2d_and_3d_inputs_unchanged(t):
         X = t.rng.normal(size=shape)
         X.flat[0] = 0.0
         t.agrees("relu_forward", X, pick=OUT, what="out of relu_forward",
-                 candidates={"you returned the on/off mask (X > 0), not the values max(0, X).": (X > 0).astype(float),
+                 candidates={**t.data("mlp_relu_suspects", X),
                              "a leaky ReLU: negative inputs must give exactly 0.": np.where(X > 0, X, 0.01 * X)})
 
 
-def _mlp_params(rng, sizes):
-    return {key: value for i, (a, c) in enumerate(zip(sizes[:-1], sizes[1:]), start=1)
-            for key, value in ((f"W{i}", rng.normal(size=(a, c)) * np.sqrt(2 / a)), (f"b{i}", rng.normal(size=c) * 0.5))}
-
-
 def _forward(X, params, order=None, relu_last=False, relu_between=True, relu_input=False):
-    """The MLP forward pass, optionally with a classic mistake."""
+    """The MLP forward pass, optionally with a classic mistake.
+
+    Inputs:
+      X: inputs, shape (N, D); params: {"W1": (D, H1), "b1": (H1,), ..., "WL": (H_{L-1}, C), "bL": (C,)}
+      order: the layer numbers in the order they run (1..L by default)
+      relu_last, relu_between, relu_input: a ReLU after the last layer, between layers, on X first
+    Returns:
+      logits, shape (N, C)
+    """
     order = order or list(range(1, len(params) // 2 + 1))
     h = np.maximum(X, 0.0) if relu_input else X
     for position, i in enumerate(order):
@@ -306,7 +251,15 @@ def _forward(X, params, order=None, relu_last=False, relu_between=True, relu_inp
     return h
 
 
-def _mlp_suspects(X, params):
+@generates("mlp_forward_suspects")
+def forward_suspects(source, X, params):
+    """Logits of mlp_forward's classic mistakes (those that give a different result for these params).
+
+    Inputs:
+      X: inputs, shape (N, D); params: {"W1": ..., "b1": ..., ..., "WL": ..., "bL": ...} as in mlp_forward
+    Returns:
+      {mistake: logits it gives, shape (N, C)}
+    """
     n_layers = len(params) // 2
     suspects = {"a ReLU after the last layer: the logits must be the last dense layer's raw output.":
                 _forward(X, params, relu_last=True),
@@ -321,18 +274,6 @@ def _mlp_suspects(X, params):
     return suspects
 
 
-_MLP_HINT = "loop i = 1..L with L = len(params) // 2, using W{i}, b{i}; ReLU after every layer except the last."
-
-
-@visible("mlp_forward")
-def two_layers_small_values(t):
-    X = np.array([[1.0, -1.0], [0.5, 2.0], [-1.0, 0.0]])
-    params = {"W1": np.array([[1.0, -1.0, 0.5], [0.5, 1.0, -1.0]]), "b1": np.array([0.0, 0.5, -0.5]),
-              "W2": np.array([[1.0, -1.0], [-2.0, 0.5], [0.5, 1.0]]), "b2": np.array([-1.0, 0.5])}
-    t.agrees("mlp_forward", X, params, pick=OUT, what="logits of mlp_forward", candidates=_mlp_suspects(X, params),
-             hint=_MLP_HINT)
-
-
 @hidden("mlp_forward")
 def three_layers_random(t):
     """3 layers [4, 6, 5, 3] on 7 examples, and on N = 1"""
@@ -340,7 +281,7 @@ def three_layers_random(t):
     for n in (7, 1):
         X = t.rng.normal(size=(n, 4)) * 2
         t.agrees("mlp_forward", X, params, pick=OUT, what="logits of mlp_forward",
-                 candidates=_mlp_suspects(X, params), hint=_MLP_HINT)
+                 candidates=t.data("mlp_forward_suspects", X, params), hint=_MLP_HINT)
 
 
 @hidden("mlp_forward")
@@ -348,8 +289,8 @@ def a_single_layer_is_linear(t):
     """1 layer [3, 4]: X @ W1 + b1, no ReLU at all"""
     params = _mlp_params(t.rng, [3, 4])
     X = t.rng.normal(size=(6, 3)) * 2
-    t.agrees("mlp_forward", X, params, pick=OUT, what="logits of mlp_forward", candidates=_mlp_suspects(X, params),
-             hint=_MLP_HINT)
+    t.agrees("mlp_forward", X, params, pick=OUT, what="logits of mlp_forward",
+             candidates=t.data("mlp_forward_suspects", X, params), hint=_MLP_HINT)
 
 
 @hidden("mlp_forward")
@@ -357,38 +298,86 @@ def eleven_layers_in_numeric_order(t):
     """11 layers of width 4: W1, W2, ..., W10, W11 in that order"""
     params = _mlp_params(t.rng, [4] * 12)
     X = t.rng.normal(size=(5, 4)) * 2
-    t.agrees("mlp_forward", X, params, pick=OUT, what="logits of mlp_forward", candidates=_mlp_suspects(X, params),
-             hint=_MLP_HINT)
+    t.agrees("mlp_forward", X, params, pick=OUT, what="logits of mlp_forward",
+             candidates=t.data("mlp_forward_suspects", X, params), hint=_MLP_HINT)
 
 
 # -- Part 3: softmax, log-softmax and the losses -----------------------------------------------------------
 
-EXTREME_LOGITS = np.array([[1000.0, 0.0, -1000.0, 1.0],
-                           [1e4, 1e4, -1e4, 0.0],
-                           [-1e4, -1e4 + 1.0, -1e4 + 2.0, -1e4],
-                           [-1000.0, -999.0, -998.0, -1000.0],
-                           [0.5, -0.5, 2.0, 1.0]])
-
-
 def _softmax_axis(z, axis):
+    """The softmax of logits z (any shape) over `axis`; shaped like z."""
     e = np.exp(z - np.max(z, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-_SOFTMAX_OVERFLOW = ("np.exp of large logits overflows (exp(710) is inf; inf / inf is nan): subtract each row's max "
-                     "first, z - np.max(z, axis=-1, keepdims=True); a softmax does not change when a constant is "
-                     "subtracted from a row. If you already subtract a max: it must be each row's own max, not the "
-                     "max of the whole array, or a row far below it underflows to all zeros and gives 0 / 0.")
-_LAST_AXIS = ("normalize over the last axis, whatever the number of axes: axis=-1 with keepdims=True (axis=1 fails "
-              "for 1-D input and is the wrong axis for 3-D input; a max without keepdims does not broadcast back).")
+@generates("mlp_softmax_suspects")
+def softmax_suspects(source, z):
+    """Outputs of softmax's classic mistakes shared by the visible and hidden checks.
+
+    Inputs:
+      z: logits, shape (N, C)
+    Returns:
+      {mistake: probabilities it gives, shape (N, C)}
+    """
+    return {"softmax over axis 0 (each column sums to 1): normalize over the last axis, axis=-1.": _softmax_axis(z, 0)}
 
 
-@visible("softmax")
-def small_rows(t):
-    z = np.array([[2.0, 1.0, 0.1], [1.0, 1.0, 1.0]])
-    _explained(lambda: t.agrees("softmax", z, candidates={
-        "softmax over axis 0 (each column sums to 1): normalize over the last axis, axis=-1.": _softmax_axis(z, 0)}),
-        _LAST_AXIS)
+@generates("mlp_log_softmax_suspects")
+def log_softmax_suspects(source, z):
+    """Outputs of log_softmax's classic mistakes shared by the visible and hidden checks.
+
+    Inputs:
+      z: logits, shape (..., C)
+    Returns:
+      {mistake: what it gives, shaped like z}
+    """
+    return {"log_softmax over axis 0: use the last axis, axis=-1.": np.log(_softmax_axis(z, 0)),
+            "you returned the softmax itself, not its log.": _softmax_axis(z, -1)}
+
+
+@generates("mlp_cross_entropy_suspects")
+def cross_entropy_suspects(source, z, y):
+    """Losses of cross_entropy's classic mistakes; the index mix-ups only where N = C makes them run.
+
+    Inputs:
+      z: logits, shape (N, C); y: class indices, int array of shape (N,)
+    Returns:
+      {mistake: the loss it gives, a float}
+    """
+    n = len(y)
+    logp = np.log(_softmax_axis(z, -1))
+    picked = logp[np.arange(n), y]
+    suspects = {f"the sum over the batch: the loss is the mean, divide by N = {n}.": float(-np.sum(picked)),
+                "the probabilities are averaged, not their logs: use -mean(log p).":
+                    float(-np.mean(np.exp(picked))),
+                "the sign is flipped: cross-entropy is minus the mean log-probability (a positive number).":
+                    float(np.mean(picked)),
+                "the logits are used as log-probabilities (no log_softmax): -mean(logits[arange(N), y]).":
+                    float(-np.mean(z[np.arange(n), y]))}
+    if n == z.shape[1]:
+        suspects["the indices are swapped, log_probs[y, np.arange(N)]: rows are examples, so "
+                 "log_probs[np.arange(N), y]."] = float(-np.mean(logp[y, np.arange(n)]))
+        suspects["log_probs[:, y] builds an (N, N) table (every example against every label): pair each row with "
+                 "its own label, log_probs[np.arange(N), y]."] = float(-np.mean(logp[:, y]))
+        suspects["y used as one-hot rows (y * log_probs): y holds class indices; pick log_probs[np.arange(N), y]."] = \
+            float(-np.mean(np.sum(y * logp, axis=1)))
+        suspects["y used as one-hot (y * log_probs averaged over all entries): y holds class indices; pick "
+                 "log_probs[np.arange(N), y]."] = float(-np.mean(y * logp))
+    return suspects
+
+
+@generates("mlp_mse_suspects")
+def mse_suspects(source, pred, target):
+    """Losses of mse_loss's classic mistakes shared by the visible and hidden checks.
+
+    Inputs:
+      pred, target: arrays of the same shape
+    Returns:
+      {mistake: the loss it gives, a float}
+    """
+    sq = (pred - target) ** 2
+    return {"the sum of the squared errors: MSE is their mean over every element.": float(np.sum(sq)),
+            "0.5 * mean: our MSE has no 1/2 in front.": float(0.5 * np.mean(sq))}
 
 
 @hidden("softmax")
@@ -403,7 +392,7 @@ def the_last_axis_of_2d_input(t):
     """random (4, 6) logits: each row sums to 1, not each column"""
     z = t.rng.normal(size=(4, 6)) * 3
     _explained(lambda: t.agrees("softmax", z, candidates={
-        "softmax over axis 0 (each column sums to 1): normalize over the last axis, axis=-1.": _softmax_axis(z, 0),
+        **t.data("mlp_softmax_suspects", z),
         "the exponentials are never divided by their sum.": np.exp(z - z.max(axis=-1, keepdims=True))}),
         _LAST_AXIS)
 
@@ -422,20 +411,6 @@ def any_number_of_leading_axes(t):
             candidates["the max is subtracted without keepdims=True: an (N,) max broadcasts along the rows "
                        "instead of the columns; use keepdims=True."] = e / np.sum(e, axis=-1, keepdims=True)
         _explained(lambda: t.agrees("softmax", z, candidates=candidates), _LAST_AXIS)
-
-
-def _log_softmax_cause():
-    return ("np.log(softmax(z)), or a log of a sum of unshifted exponentials: softmax underflows to exactly 0 for a "
-            "logit ~745 below its row's max and log(0) = -inf (and exp(710) overflows). Use the log-sum-exp trick: "
-            "(z - m) - np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)) with m the row max.")
-
-
-@visible("log_softmax")
-def small_row(t):
-    z = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
-    _explained(lambda: t.agrees("log_softmax", z, candidates={
-        "log_softmax over axis 0: use the last axis, axis=-1.": np.log(_softmax_axis(z, 0)),
-        "you returned the softmax itself, not its log.": _softmax_axis(z, -1)}), _LAST_AXIS)
 
 
 @hidden("log_softmax")
@@ -459,51 +434,12 @@ def log_softmax_extreme_logits(t):
 def random_values_over_the_last_axis(t):
     """random 2-D (5, 3), 3-D (2, 4, 6) and 1-D (7,) logits"""
     for z in (t.rng.normal(size=(5, 3)) * 4, t.rng.normal(size=(2, 4, 6)) * 4, t.rng.normal(size=7) * 4):
-        candidates = {"log_softmax over axis 0: use the last axis, axis=-1.": np.log(_softmax_axis(z, 0)),
+        candidates = {**t.data("mlp_log_softmax_suspects", z),
                       "the log-sum-exp term is missing: log_softmax is z - m - log(sum(exp(z - m))).":
-                          z - z.max(axis=-1, keepdims=True),
-                      "you returned the softmax itself, not its log.": _softmax_axis(z, -1)}
+                          z - z.max(axis=-1, keepdims=True)}
         if z.ndim == 3:
             candidates["log_softmax over axis 1: use the last axis, axis=-1."] = np.log(_softmax_axis(z, 1))
         _explained(lambda: t.agrees("log_softmax", z, candidates=candidates), _LAST_AXIS)
-
-
-_CE_INDEX = ("y holds class indices, shape (N,), not one-hot rows: pick each example's own entry with "
-             "log_probs[np.arange(N), y] (row = example, column = its label).")
-
-
-def _ce_suspects(z, y):
-    n = len(y)
-    logp = np.log(_softmax_axis(z, -1))
-    picked = logp[np.arange(n), y]
-    suspects = {f"the sum over the batch: the loss is the mean, divide by N = {n}.": float(-np.sum(picked)),
-                "the probabilities are averaged, not their logs: use -mean(log p).":
-                    float(-np.mean(np.exp(picked))),
-                "the sign is flipped: cross-entropy is minus the mean log-probability (a positive number).":
-                    float(np.mean(picked)),
-                "the logits are used as log-probabilities (no log_softmax): -mean(logits[arange(N), y]).":
-                    float(-np.mean(z[np.arange(n), y]))}
-    if n == z.shape[1]:
-        suspects["the indices are swapped, log_probs[y, np.arange(N)]: rows are examples, so "
-                 "log_probs[np.arange(N), y]."] = float(-np.mean(logp[y, np.arange(n)]))
-        suspects["log_probs[:, y] builds an (N, N) table (every example against every label): pair each row with "
-                 "its own label, log_probs[np.arange(N), y]."] = float(-np.mean(logp[:, y]))
-        suspects["y used as one-hot rows (y * log_probs): y holds class indices; pick log_probs[np.arange(N), y]."] = \
-            float(-np.mean(np.sum(y * logp, axis=1)))
-        suspects["y used as one-hot (y * log_probs averaged over all entries): y holds class indices; pick "
-                 "log_probs[np.arange(N), y]."] = float(-np.mean(y * logp))
-    return suspects
-
-
-def _check_ce(t, z, y, batch=None):
-    _explained(lambda: t.agrees("cross_entropy", z, y, scalar=True, batch=batch, candidates=_ce_suspects(z, y)),
-               _CE_INDEX + " Use your log_softmax for the log-probabilities (stable for large logits).",
-               when=("raised",))
-
-
-@visible("cross_entropy")
-def two_examples_three_classes(t):
-    _check_ce(t, np.array([[2.0, 1.0, 0.1], [0.0, 0.0, 3.0]]), np.array([0, 2]))
 
 
 @hidden("cross_entropy")
@@ -532,21 +468,13 @@ def extreme_logits_and_a_single_example(t):
                when=("NumPy warning",))
 
 
-@visible("mse_loss")
-def mse_small_vector(t):
-    t.agrees("mse_loss", np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 3.0]), scalar=True,
-             candidates={"the sum of the squared errors: MSE is their mean over every element.": 4.0,
-                         "0.5 * mean: our MSE has no 1/2 in front.": 2.0 / 3.0})
-
-
 @hidden("mse_loss")
 def the_mean_over_every_element(t):
     """(6, 3), (8,) and (2, 3, 4) inputs: the mean over all elements, no 1/2"""
     for shape in ((6, 3), (8,), (2, 3, 4)):
         pred, target = t.rng.normal(size=shape), t.rng.normal(size=shape)
         sq = (pred - target) ** 2
-        suspects = {"the sum of the squared errors: MSE is their mean over every element.": float(np.sum(sq)),
-                    "0.5 * mean: our MSE has no 1/2 in front.": float(0.5 * np.mean(sq)),
+        suspects = {**t.data("mlp_mse_suspects", pred, target),
                     "the absolute error (MAE): square the differences.": float(np.mean(np.abs(pred - target))),
                     "the root of the mean (RMSE): MSE is not square-rooted.": float(np.sqrt(np.mean(sq)))}
         if len(shape) >= 2:
@@ -560,39 +488,32 @@ def the_mean_over_every_element(t):
 
 # -- Part 4: decisions -------------------------------------------------------------------------------------
 
-def _check_predict(t, X, params):
-    ref_logits = t.ref("mlp_forward")(X, params)[0]
-    expected = np.argmax(ref_logits, axis=1)
-    n, c = ref_logits.shape
-    result = t.call("predict", X, params)
-    t.require(type(result) is np.ndarray,
-              f"predict returned a {type(result).__name__}, expected a numpy.ndarray of int labels of shape ({n},).",
-              hint="return np.argmax(logits, axis=1) as it is (an int ndarray).")
-    labels = np.asarray(result)
-    if labels.shape != (n,):
-        causes = {(n, c): "you returned the logits or the probabilities (N, C): the decision is "
-                          "np.argmax(logits, axis=1).",
-                  (c,): "argmax over axis 0 (one number per class): the decision of each example is over axis 1.",
-                  (n, 1): "an extra axis of length 1 (keepdims=True): return shape (N,).",
-                  (): "argmax with no axis flattens the whole array: use axis=1."}
-        raise Failure(f"predict returned shape {labels.shape}, expected ({n},).", cause=causes.get(labels.shape),
-                      hint="labels = np.argmax(logits, axis=1).")
-    t.require(labels.dtype.kind in "iu",
-              f"predict returned an array of dtype {labels.dtype}, expected integer class labels.",
-              cause="labels are class indices: np.argmax already returns ints; do not turn them into floats, "
-                    "probabilities or booleans.",
-              hint="return np.argmax(logits, axis=1) unchanged (or .astype(int)).")
-    t.close(labels, expected, "predict(...)",
-            candidates={"argmin instead of argmax: the decision is the largest logit.": np.argmin(ref_logits, axis=1)},
-            hint="predict = np.argmax(mlp_forward(X, params)[0], axis=1).")
+@generates("mlp_predict_suspects")
+def predict_suspects(source, X, params):
+    """Labels of predict's classic value mistakes (its shape and dtype mistakes are named by their shape).
+
+    Inputs:
+      X: inputs, shape (N, D); params: as in mlp_forward
+    Returns:
+      {mistake: labels it gives, int array of shape (N,)}
+    """
+    logits = source.function("mlp_forward")(X, params)[0]
+    return {"argmin instead of argmax: the decision is the largest logit.": np.argmin(logits, axis=1)}
 
 
-@visible("predict")
-def labels_of_a_small_network(t):
-    X = np.array([[1.0, -1.0], [0.5, 2.0], [-1.0, 0.0], [2.0, 1.0]])
-    params = {"W1": np.array([[1.0, -1.0, 0.5], [0.5, 1.0, -1.0]]), "b1": np.array([0.0, 0.5, -0.5]),
-              "W2": np.array([[1.0, -1.0, 0.2], [-2.0, 0.5, 0.1], [0.5, 1.0, -0.3]]), "b2": np.array([-1.0, 0.5, 0.0])}
-    _check_predict(t, X, params)
+@generates("mlp_accuracy_suspects")
+def accuracy_suspects(source, pred, y):
+    """Results of accuracy's classic mistakes.
+
+    Inputs:
+      pred, y: predicted and true labels, int arrays of shape (N,)
+    Returns:
+      {mistake: what it returns, a float}
+    """
+    right = float(np.mean(pred == y))
+    return {"you returned the count of correct predictions: divide by N for the fraction.": float(np.sum(pred == y)),
+            "a percentage: the contract asks for a fraction in [0, 1].": 100 * right,
+            "the error rate (fraction wrong): count the matches, pred == y.": 1 - right}
 
 
 @hidden("predict")
@@ -603,25 +524,12 @@ def int_labels_of_a_random_three_layer_network(t):
         _check_predict(t, t.rng.normal(size=(n, 5)) * 2, params)
 
 
-@visible("accuracy")
-def three_of_four(t):
-    t.agrees("accuracy", np.array([0, 1, 2, 1]), np.array([0, 1, 1, 1]), scalar=True, batch=4,
-             candidates={"you returned the count of correct predictions: divide by N for the fraction.": 3.0,
-                         "a percentage: the contract asks for a fraction in [0, 1].": 75.0,
-                         "the error rate (fraction wrong): count the matches, pred == y.": 0.25})
-
-
 @hidden("accuracy")
 def a_fraction_not_a_count(t):
     """random labels (N = 20), all right, all wrong, N = 1"""
     y = t.rng.integers(0, 5, size=20)
     pred = np.where(t.rng.random(20) < 0.6, y, (y + 1) % 5)
-    right = float(np.mean(pred == y))
-    t.agrees("accuracy", pred, y, scalar=True, batch=20,
-             candidates={"you returned the count of correct predictions: divide by N for the fraction.":
-                         float(np.sum(pred == y)),
-                         "a percentage: the contract asks for a fraction in [0, 1].": 100 * right,
-                         "the error rate (fraction wrong): count the matches, pred == y.": 1 - right})
+    t.agrees("accuracy", pred, y, scalar=True, batch=20, candidates=t.data("mlp_accuracy_suspects", pred, y))
     t.agrees("accuracy", y.copy(), y, scalar=True)
     t.agrees("accuracy", (y + 1) % 5, y, scalar=True)
     t.agrees("accuracy", np.array([3]), np.array([3]), scalar=True)
