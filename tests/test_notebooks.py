@@ -2,7 +2,7 @@
 
 Rules (CONTRIBUTING.md): solution and setup cells hold definitions only; every test cell is a two-line call
 of `check` for an exercise that has checks at that level; the stated total is the sum of the points; every
-function of the curriculum contract is an exercise.
+function of the contract (source/CONTRACT.md) is an exercise.
 """
 import ast
 import re
@@ -18,16 +18,17 @@ import graders.hidden  # noqa: F401  (registers the hidden checks)
 from graders.checks.registry import checks
 
 ASSIGNMENTS = available_assignments("source")
-CURRICULUM = course_root().parent / "shared" / "curriculum.md"
+CURRICULUM = course_root() / "source" / "CONTRACT.md"
 
 
 def contract_functions(assignment: str) -> list[str]:
-    """Function names in the curriculum's table for an assignment (first column, `name(`)."""
-    text = CURRICULUM.read_text(encoding="utf-8")
-    section = text.split(f"## {assignment}", 1)[1].split("\n## ", 1)[0]
-    names = []
-    for line in section.splitlines():
-        if line.startswith("| `"):
+    """Function names in the contract's table for an assignment: the `name(` of every signature in the first
+    column of the rows under the heading `## <assignment>...` (one row may list several functions)."""
+    names, section = [], None
+    for line in CURRICULUM.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            section = line[3:].split(":")[0].split()[0]
+        elif section == assignment and line.startswith("| `"):
             names += re.findall(r"`(\w+)\(", line.split("|")[1])
     return names
 
@@ -74,11 +75,16 @@ def test_test_cells_call_registered_checks_and_points_add_up(assignment):
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_contract_function_is_an_exercise(assignment):
-    if not CURRICULUM.exists():
-        pytest.skip("../shared/curriculum.md is not beside this clone")
+    """source/CONTRACT.md and the notebook's test cells name the same functions, in both directions."""
+    listed = contract_functions(assignment)
+    assert listed, f"source/CONTRACT.md has no table under a heading `## {assignment}`"
+    twice = sorted({name for name in listed if listed.count(name) > 1})
+    assert not twice, f"functions listed twice in source/CONTRACT.md: {twice}"
     exercises = {c.exercise for c in graded_cells(read_notebook(notebook_path(assignment)))}
-    missing = [name for name in contract_functions(assignment) if name not in exercises]
+    missing = sorted(set(listed) - exercises)
     assert not missing, f"contract functions with no test cells: {missing}"
+    unlisted = sorted(exercises - set(listed))
+    assert not unlisted, f"exercises with test cells missing from source/CONTRACT.md: {unlisted}"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
