@@ -15,14 +15,12 @@ from nbgrader.preprocessors import (
     LockCells,
 )
 
+from graders.engine.sandbox import default_to_one_blas_thread
 from graders.tooling.nbgrader_plugins import ClearHiddenTracebacks
 
 # Kernels inherit this process's environment: one BLAS thread (the notebooks' time budgets are per core),
-# a non-interactive matplotlib backend for grading, and no DeprecationWarnings from libraries on stderr
-# (nbgrader scores a test cell that writes to stderr as failed).
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+# and no DeprecationWarnings from libraries on stderr (nbgrader scores a test cell that writes to stderr as failed).
+default_to_one_blas_thread()
 os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
 os.environ.setdefault("NNFS_COURSE_ROOT", os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,7 +33,9 @@ c.CourseDirectory.solution_directory = "solutions"
 c.CourseDirectory.include = ["*.ipynb"]
 
 # Per-cell timeout. The slowest cells are the training exercises (budgets of 20-30 s on one core);
-# 120 s leaves room for a loaded machine without letting an infinite loop stall a class.
+# 120 s leaves room for a loaded machine without letting an infinite loop stall a class. This is the one
+# setting of it: nbgrader's Execute reads it (plain `nbgrader autograde`, validate), and the grading sandbox's
+# GradingLimits.cell_seconds follows it, so both stop a cell at the same time.
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
 # ipykernel warns on its own stderr about unencrypted local TCP on every start; that is noise in a grading log.
@@ -51,3 +51,7 @@ c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTracebacks, ClearHidde
 
 # A deleted test cell is put back from the source and run, so deleting a test never earns its points.
 c.OverwriteCells.add_missing_cells = True
+
+# The grading sandbox's other limits (the notebook's time, memory, CPU, processes, file size, outputs) keep the
+# defaults of GradingLimits in graders/engine/sandbox.py, which says what each one bounds; to change one, set
+# it here, e.g. c.GradingLimits.memory_bytes = 4 * 2**30.

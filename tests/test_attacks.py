@@ -12,7 +12,7 @@ from graders.engine.classgrade import grade_class
 from tests.helpers import copy_course
 from graders.tooling.course import course_root, notebook_path, read_notebook
 from graders.tooling.gradebook import exercise_scores, totals
-from graders.engine.sandbox import Limits
+from graders.engine.sandbox import GradingLimits
 from tests.attacks import attacks
 
 ROOT = course_root()
@@ -43,7 +43,8 @@ def course_scores(course) -> dict:
 
 def grade_ours(course) -> dict:
     make_course(course, course)
-    jobs = grade_class(["01_neuron"], workers=2, root=course, limits=Limits(cell_seconds=20, notebook_seconds=240))
+    jobs = grade_class(["01_neuron"], workers=2, root=course,
+                       limits=GradingLimits(cell_seconds=20, notebook_seconds=240))
     assert not [j.errors for j in jobs if j.errors], "the grader itself failed"
     return course_scores(course)
 

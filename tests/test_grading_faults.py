@@ -14,7 +14,7 @@ from tests.helpers import copy_course
 from graders.tooling.course import course_root
 from graders.tooling.examples import Submission, make_submission
 from graders.tooling.gradebook import exercise_scores, totals
-from graders.engine.sandbox import Limits
+from graders.engine.sandbox import GradingLimits
 
 ROOT = course_root()
 #: a broken sigmoid loses sigmoid (4), and sigmoid_grad (3), logistic regression (5) and training (5), which call it
@@ -60,7 +60,8 @@ def graded(tmp_path_factory):
             path = course / "submitted" / student / "01_neuron" / "neuron.ipynb"
             path.parent.mkdir(parents=True)
             nbformat.write(nb, str(path))
-        limits = Limits(cell_seconds=8, notebook_seconds=240, memory_bytes=2 * 2**30, output_bytes=2**20, processes=64)
+        limits = GradingLimits(cell_seconds=8, notebook_seconds=240, memory_bytes=2 * 2**30, output_bytes=2**20,
+                               processes=64)
         jobs = grade_class(["01_neuron"], workers=2, limits=limits, root=course)
         rows = exercise_scores(f"sqlite:///{course}/gradebook.db", "nn-from-scratch", ["01_neuron"])
         yield course, jobs, totals(rows)

@@ -33,7 +33,7 @@ from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutp
 
 from ..tooling.build import nbgrader_api
 from ..tooling.course import available_assignments, course_root, nbgrader_meta, notebook_path
-from .sandbox import Limits
+from .sandbox import GradingLimits, default_to_one_blas_thread, launcher
 
 STATE = ".grading"
 # nbgrader's autograde_preprocessors without Execute, and without its second CheckCellMetadata: the sanitize
@@ -117,15 +117,14 @@ def failure_reason(log: str) -> str:
 
 # -- worker side ---------------------------------------------------------------------------------------------
 def _init_worker() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from .sandbox import launcher
+    default_to_one_blas_thread()
     try:
         launcher(sys.executable)  # warm up while the coordinator sanitizes the first submissions
     except Exception:  # noqa: BLE001 - the first kernel start tries again, and reports why
         pass
 
 
-def _execute_job(sanitized: str, executed: str, limits: Limits, hide: tuple) -> tuple[float, list, list]:
+def _execute_job(sanitized: str, executed: str, limits: GradingLimits, hide: tuple) -> tuple[float, list, list]:
     from .execute import execute_file
     summary = execute_file(sanitized, executed, limits=limits, hide=hide)
     return summary.seconds, summary.faults, summary.grader_errors
@@ -153,13 +152,22 @@ class Progress:
         self.stream.flush()
 
 
+def course_limits(root: Path) -> GradingLimits:
+    """The sandbox's limits as the course at `root` sets them (c.GradingLimits.* and c.Execute.timeout in its
+    nbgrader_config.py; the defaults for the rest)."""
+    return GradingLimits(config=nbgrader_api(root).config)
+
+
 def grade_class(assignments: list[str] | None = None, *, workers: int | None = None, force: bool = False,
-                limits: Limits | None = None, root: Path | None = None, out=sys.stdout) -> list[Job]:
-    """Grade every submission of the assignments; returns the jobs with their status."""
+                limits: GradingLimits | None = None, root: Path | None = None, out=sys.stdout) -> list[Job]:
+    """Grade every submission of the assignments; returns the jobs with their status.
+
+    limits: the sandbox's limits; by default the course's, from its nbgrader_config.py (see course_limits).
+    """
     root = Path(root or course_root()).resolve()
     assignments = assignments or [a for a in available_assignments("source")
                                   if any((root / "submitted").glob(f"*/{a}"))]
-    limits = limits or Limits(cell_seconds=float(nbgrader_api(root).config.Execute.timeout))
+    limits = limits or course_limits(root)
     workers = workers or os.cpu_count() or 1
     jobs = find_jobs(root, assignments)
     pending = []
@@ -192,7 +200,7 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
                                initializer=_init_worker)
 
 
-def _grade_all(root: Path, pending: list[Job], workers: int, limits: Limits, hide: tuple, sanitize_api, save_api,
+def _grade_all(root: Path, pending: list[Job], workers: int, limits: GradingLimits, hide: tuple, sanitize_api, save_api,
                progress: Progress) -> None:
     """1. sanitize here, just before a worker is free for the submission (so the workers never wait for a
     sanitize pass over the whole class); 2. execute in the workers; 3. save here as each one finishes.

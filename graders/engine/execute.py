@@ -22,8 +22,8 @@ from ..tooling.course import nbgrader_meta
 from ..checks.registry import assignment_of
 from ..checks.runner import run_exercise
 from ..hidden import LiveExpected
-from .remote import RemoteError, RemoteNamespace
-from .sandbox import KernelSession, Limits
+from .remote import KERNEL_DIED, RemoteError, RemoteNamespace
+from .sandbox import GradingLimits, KernelSession
 
 _TEST_CELL = re.compile(r'^from graders import check\n(?:#.*\n)*(?:### BEGIN HIDDEN TESTS\n)?'
                         r'check\("(?P<exercise>\w+)"(?P<hidden>, hidden=True)?\)\n?(?:### END HIDDEN TESTS\n?)?$')
@@ -49,10 +49,11 @@ class ExecutionSummary:
     seconds: float = 0.0
 
 
-def execute_notebook(nb, workdir: Path, *, limits: Limits = Limits(),
+def execute_notebook(nb, workdir: Path, *, limits: GradingLimits | None = None,
                      hide: tuple = ()) -> ExecutionSummary:
     """Execute `nb` (already sanitized by nbgrader) in place, with `workdir` as the kernel's working copy."""
     started = time.monotonic()
+    limits = limits or GradingLimits()
     summary = ExecutionSummary()
     session = KernelSession(workdir, limits=limits, hide=hide)
     replayable: list[str] = []
@@ -98,21 +99,21 @@ def execute_notebook(nb, workdir: Path, *, limits: Limits = Limits(),
     return summary
 
 
-def _fault_message(status: str, limits: Limits) -> tuple[str, str]:
+def _fault_message(status: str, limits: GradingLimits) -> tuple[str, str]:
     if status == "timeout":
         return "CellTimeout", (f"this cell did not finish within {limits.cell_seconds:g} s (an infinite loop?); "
                                "it was stopped and grading went on.")
     if status == "died":
-        return "KernelDied", ("the kernel died while running this cell (os._exit, a crash, or more than "
-                              f"{limits.memory_bytes / 2**30:g} GiB of memory); it was restarted, the cells "
-                              "before this one were run again, and grading went on.")
+        return KERNEL_DIED, ("the kernel died while running this cell (os._exit, a crash, or more than "
+                             f"{limits.memory_bytes / 2**30:g} GiB of memory); it was restarted, the cells "
+                             "before this one were run again, and grading went on.")
     if status == "memory":
         return "MemoryLimit", (f"this cell ran out of memory (the cap is {limits.memory_bytes / 2**30:g} GiB); the "
                                "kernel was restarted, the cells before this one were run again, and grading went on.")
     return "OutputLimit", f"this cell printed more than {limits.output_bytes // 2**20} MiB; the output was cut."
 
 
-def _restart_and_replay(session: KernelSession, replayable: list[str], limits: Limits) -> str | None:
+def _restart_and_replay(session: KernelSession, replayable: list[str], limits: GradingLimits) -> str | None:
     """Restart the kernel and re-run the cells that had run; a reason to stop if that fails."""
     try:
         session.restart()
@@ -146,7 +147,7 @@ def _grade_test_cell(cell, session: KernelSession, summary: ExecutionSummary) ->
         cell.outputs.append(_error("CheckFailed", f"{exercise}: {failed} {level} check(s) failed, details above."))
 
 
-def execute_file(source_path: str, output_path: str, *, limits: Limits = Limits(),
+def execute_file(source_path: str, output_path: str, *, limits: GradingLimits | None = None,
                  hide: tuple = ()) -> ExecutionSummary:
     """Read a sanitized notebook, execute it in a sandbox, write the result atomically."""
     nb = nbformat.read(source_path, as_version=4)

@@ -14,6 +14,7 @@ import cloudpickle
 import numpy as np
 
 from ..checks.calling import Handle, Outcome, StudentError
+from ..checks.failures import GRADING_FAULTS
 
 MAX_RESPONSE_BYTES = 256 * 2**20
 MAX_NODES = 200_000
@@ -21,6 +22,24 @@ MAX_NODES = 200_000
 
 #: Raised for what the student's function raised in the kernel, or when the kernel could not answer.
 RemoteError = StudentError
+
+
+def _fault(name: str) -> str:
+    """name, once it is known to be one of failures.GRADING_FAULTS (which tells the student what it means).
+
+    Checked when the engine is imported, so the engine cannot raise a fault the student is not told about.
+    """
+    if name not in GRADING_FAULTS:
+        raise LookupError(f"{name!r} is not in graders/checks/failures.py GRADING_FAULTS")
+    return name
+
+
+#: The grading faults the engine raises (as a RemoteError's type_name).
+TIMEOUT = _fault("Timeout")
+KERNEL_DIED = _fault("KernelDied")
+OUTPUT_TOO_LARGE = _fault("OutputTooLarge")
+NO_ANSWER = _fault("NoAnswer")
+PROTOCOL_ERROR = _fault("ProtocolError")
 
 
 def _encode_request(value):
@@ -42,19 +61,19 @@ class _Decoder:
 
     def array(self, index: int) -> np.ndarray:
         if not isinstance(index, int) or not 0 <= index < self.n_arrays:
-            raise RemoteError("ProtocolError", "bad array reference in the kernel's answer")
+            raise RemoteError(PROTOCOL_ERROR, "bad array reference in the kernel's answer")
         if index not in self.arrays:
             path = os.path.join(self.rpc_dir, f"resp-{self.number}-{index}.npy")
             self.bytes += os.path.getsize(path)
             if self.bytes > MAX_RESPONSE_BYTES:
-                raise RemoteError("OutputTooLarge", "the function returned more than 256 MiB")
+                raise RemoteError(OUTPUT_TOO_LARGE, "the function returned more than 256 MiB")
             self.arrays[index] = np.load(path, allow_pickle=False)
         return self.arrays[index].copy()
 
     def value(self, node):
         self.nodes += 1
         if self.nodes > MAX_NODES or not isinstance(node, dict) or len(node) not in (1, 2, 3):
-            raise RemoteError("ProtocolError", "the kernel's answer is malformed")
+            raise RemoteError(PROTOCOL_ERROR, "the kernel's answer is malformed")
         (tag, body), *_ = node.items()
         if tag == "v" and (body is None or type(body) in (bool, int, float, str)):
             return body
@@ -71,7 +90,7 @@ class _Decoder:
             handle = Handle(body, str(node.get("type", "object"))[:80])
             # a function the student's code returned (e.g. `predict`) is called in the kernel too
             return RemoteFunction(self.session, handle) if node.get("callable") is True else handle
-        raise RemoteError("ProtocolError", "the kernel's answer is malformed")
+        raise RemoteError(PROTOCOL_ERROR, "the kernel's answer is malformed")
 
 
 class RemoteFunction:
@@ -98,13 +117,13 @@ class RemoteFunction:
         response_path = os.path.join(rpc_dir, f"resp-{number}.json")
         try:
             if os.path.getsize(response_path) > MAX_RESPONSE_BYTES:
-                raise RemoteError("OutputTooLarge", "the kernel's answer is larger than 256 MiB")
+                raise RemoteError(OUTPUT_TOO_LARGE, "the kernel's answer is larger than 256 MiB")
             with open(response_path, encoding="utf-8") as handle:
                 response = json.load(handle)
         except (OSError, ValueError) as exc:
-            raise RemoteError("NoAnswer", f"the kernel did not answer ({type(exc).__name__})") from exc
+            raise RemoteError(NO_ANSWER, f"the kernel did not answer ({type(exc).__name__})") from exc
         if not isinstance(response, dict):
-            raise RemoteError("ProtocolError", "the kernel's answer is malformed")
+            raise RemoteError(PROTOCOL_ERROR, "the kernel's answer is malformed")
         decoder = _Decoder(self.session, number, int(response.get("arrays", 0) or 0))
         argnames = response.get("argnames")
         self.argnames = [str(a) for a in argnames] if isinstance(argnames, list) else None

@@ -17,9 +17,9 @@ those imports again.
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import fcntl
 import json
+import math
 import os
 import select
 import shutil
@@ -28,25 +28,53 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
+from nbgrader.preprocessors import Execute
+from traitlets import Float, Integer, default
+from traitlets.config import LoggingConfigurable
 
-from .remote import RemoteError
+from .remote import KERNEL_DIED, TIMEOUT, RemoteError
+
+#: One BLAS thread in every process that grades or runs a notebook: the notebooks' time budgets are stated for
+#: one core, and a class is graded one kernel per core. The one place the Python side takes these from.
+ONE_BLAS_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-@dataclass(frozen=True)
-class Limits:
-    cell_seconds: float = 120.0          # one cell, or one call of a student function from a check
-    notebook_seconds: float = 600.0      # the whole notebook
-    memory_bytes: int = 3 * 2**30        # address space of the kernel
-    cpu_seconds: int = 900               # CPU time of the kernel
-    processes: int = 256                 # processes and threads of the kernel's uid
-    file_bytes: int = 256 * 2**20        # largest file the kernel may write
-    output_bytes: int = 2 * 2**20        # outputs kept per cell (the rest is cut, and the cell fails)
+def default_to_one_blas_thread() -> None:
+    """Put ONE_BLAS_THREAD in this process's environment (for the processes it starts), keeping any value the
+    user set already."""
+    for name, value in ONE_BLAS_THREAD.items():
+        os.environ.setdefault(name, value)
+
+
+class GradingLimits(LoggingConfigurable):
+    """What one submission's kernel may use. Set them in nbgrader_config.py (`c.GradingLimits.memory_bytes =
+    ...`); `./course grade` reads them from there, and a test may pass its own (`GradingLimits(cell_seconds=8)`)."""
+
+    cell_seconds = Float(config=True, help=(
+        "Seconds one cell, or one call of a student function from a check, may run. Defaults to "
+        "c.Execute.timeout (None or -1 there: no limit)."))
+    notebook_seconds = Float(600.0, config=True, help=(
+        "Seconds the whole notebook may run; the cells after that are not run (and earn nothing)."))
+    memory_bytes = Integer(3 * 2**30, config=True, help="Address space of the kernel (RLIMIT_AS), in bytes.")
+    cpu_seconds = Integer(900, config=True, help="CPU seconds of the kernel (RLIMIT_CPU).")
+    processes = Integer(256, config=True, help=(
+        "Processes and threads of the kernel's uid (RLIMIT_NPROC; only when grading as root, with a uid of its own)."))
+    file_bytes = Integer(256 * 2**20, config=True, help="Largest file the kernel may write (RLIMIT_FSIZE), in bytes.")
+    output_bytes = Integer(2 * 2**20, config=True, help=(
+        "Bytes of outputs kept per cell; the rest is cut, and the cell fails."))
+
+    @default("cell_seconds")
+    def _cell_seconds_from_execute(self) -> float:
+        # c.Execute.timeout owns the per-cell limit: nbgrader's own Execute (plain `nbgrader autograde`,
+        # `nbgrader validate`) reads it, so the sandbox follows the same number instead of keeping a second one.
+        # Execute is asked rather than the config read, so a timeout set on its parent classes counts too.
+        timeout = Execute(config=self.config).timeout
+        return math.inf if timeout is None or timeout < 0 else float(timeout)
 
 
 def _views(hide, python_prefixes, unprivileged: bool) -> tuple[list[str], list[str]]:
@@ -71,8 +99,7 @@ def _views(hide, python_prefixes, unprivileged: bool) -> tuple[list[str], list[s
 
 def kernel_environment(python: str) -> dict:
     """What every grading kernel's environment holds (a session adds its private HOME and TMPDIR)."""
-    return {"PATH": os.path.dirname(python) + ":/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    return {"PATH": os.path.dirname(python) + ":/usr/bin:/bin", "LANG": "C.UTF-8", **ONE_BLAS_THREAD,
             "MPLBACKEND": "module://matplotlib_inline.backend_inline",
             "PYTHONWARNINGS": "ignore::DeprecationWarning", "NBGRADER_EXECUTION": "autograde",
             "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
@@ -120,7 +147,7 @@ class Launcher:
                                         env=dict(kernel_environment(python), MPLCONFIGDIR=self.mpl_dir,
                                                  HOME=self.mpl_dir))
         if "ready" not in self._answer():
-            raise RemoteError("KernelDied", "the kernel launcher did not start")
+            raise RemoteError(KERNEL_DIED, "the kernel launcher did not start")
 
     def _answer(self) -> dict:
         line = self.process.stdout.readline()
@@ -134,10 +161,10 @@ class Launcher:
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
-            raise RemoteError("KernelDied", "the kernel launcher is gone") from exc
+            raise RemoteError(KERNEL_DIED, "the kernel launcher is gone") from exc
         answer = self._answer()
         if "pid" not in answer:
-            raise RemoteError("KernelDied", f"the kernel could not be started ({answer.get('error', 'no answer')})")
+            raise RemoteError(KERNEL_DIED, f"the kernel could not be started ({answer.get('error', 'no answer')})")
         return ForkedKernel(int(answer["pid"]))
 
 
@@ -174,7 +201,7 @@ def sandbox_uid(first: int = 61000, last: int = 61999) -> int | None:
             _UID_LOCK.append((uid, fd))
             break
         else:
-            raise RemoteError("KernelDied", f"every sandbox uid from {first} to {last} is in use")
+            raise RemoteError(KERNEL_DIED, f"every sandbox uid from {first} to {last} is in use")
     return _UID_LOCK[0][0]
 
 
@@ -182,9 +209,9 @@ def sandbox_uid(first: int = 61000, last: int = 61999) -> int | None:
 class KernelSession:
     """One sandboxed kernel and the means to run code in it and to call the student's functions."""
 
-    def __init__(self, notebook_dir: Path, *, limits: Limits = Limits(), hide: tuple = (),
+    def __init__(self, notebook_dir: Path, *, limits: GradingLimits | None = None, hide: tuple = (),
                  python: str = sys.executable):
-        self.limits = limits
+        self.limits = limits or GradingLimits()
         self.root = Path(tempfile.mkdtemp(prefix="nnfs-sandbox-"))
         self.work = self.root / "work"
         shutil.copytree(notebook_dir, self.work)
@@ -215,7 +242,7 @@ class KernelSession:
                    MPLCONFIGDIR=str(self.root / "home" / "mpl"))
         self._kill_leftovers()
         request = {"root": str(self.root), "hide": self.hide, "keep": self.keep, "uid": self.uid,
-                   "limits": dataclasses.asdict(self.limits), "env": env, "cwd": str(self.work),
+                   "limits": self.limits.trait_values(config=True), "env": env, "cwd": str(self.work),
                    "argv": ["-f", connection_file, "--IPKernelApp.log_level=ERROR",
                             "--HistoryManager.hist_file=:memory:"]}
         self.process = launcher(self.python).fork(request)
@@ -225,14 +252,14 @@ class KernelSession:
         try:
             self.client.wait_for_ready(timeout=60)
         except RuntimeError as exc:
-            raise RemoteError("KernelDied", f"the kernel did not start ({exc})") from exc
+            raise RemoteError(KERNEL_DIED, f"the kernel did not start ({exc})") from exc
         stub = str(self.root / "nnfs_stub.py")
         status, _ = self.run(f"__nnfs__ = {{'__file__': {stub!r}, '__name__': 'nnfs_stub'}}\n"
                              f"exec(compile(open({stub!r}).read(), {stub!r}, 'exec'), __nnfs__)\n"
                              "__nnfs__['ns'] = globals()\n"
                              f"__nnfs__['cap_output']({self.limits.output_bytes})", timeout=60, keep_outputs=False)
         if status != "ok":
-            raise RemoteError("KernelDied", "the grading stub could not be loaded")
+            raise RemoteError(KERNEL_DIED, "the grading stub could not be loaded")
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -347,11 +374,11 @@ class KernelSession:
         if status == "timeout":
             if not self.settle():
                 self.stop()
-                raise RemoteError("Timeout", f"it did not return within {self.limits.cell_seconds:g} s, "
+                raise RemoteError(TIMEOUT, f"it did not return within {self.limits.cell_seconds:g} s, "
                                              "and the kernel had to be stopped")
-            raise RemoteError("Timeout", f"it did not return within {self.limits.cell_seconds:g} s")
+            raise RemoteError(TIMEOUT, f"it did not return within {self.limits.cell_seconds:g} s")
         if status == "died" or not self.alive():
-            raise RemoteError("KernelDied", "the kernel died while it ran")
+            raise RemoteError(KERNEL_DIED, "the kernel died while it ran")
 
     def settle(self, seconds: float = 10) -> bool:
         """After an interrupt: wait until the kernel is idle again; False if it is not (then it is dead or stuck)."""
