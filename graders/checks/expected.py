@@ -208,7 +208,13 @@ class Recorder:
 
     def call(self, kind: str, name: str, args, kwargs):
         digest = question_digest(kind, name, args, kwargs)
+        generators = [g for g in _walk(list(args) + list(kwargs.values())) if isinstance(g, np.random.Generator)]
+        states = [repr(g.bit_generator.state) for g in generators]
         value = self.source.call(kind, name, args, kwargs)
+        if states != [repr(g.bit_generator.state) for g in generators]:
+            # read back from data, the answer would not advance the generator, and the check's later draws
+            # would differ between the two sides
+            raise Unrecordable(f"a random generator that `{name}` draws from (give it a fresh one)")
         arrays: list = []
         node = encode_value(value, arrays)
         self.entries[digest] = decode_value(node, lambda i: arrays[i])  # a copy the check cannot change
@@ -216,6 +222,17 @@ class Recorder:
 
     def function(self, name: str) -> Callable:
         return lambda *args, **kwargs: self.call("ref", name, args, kwargs)
+
+
+def _walk(value):
+    """`value` and everything inside its lists, tuples and dicts."""
+    yield value
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _walk(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
 
 
 _loaded: dict = {}

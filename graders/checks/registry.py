@@ -74,6 +74,15 @@ def _load(level: str) -> None:
         _loaded.add("hidden")
 
 
+def hidden_side_available() -> bool:
+    """Whether the instructor's side (hidden checks, the reference) is installed here; loads it if so."""
+    try:
+        _load("hidden")
+    except HiddenChecksUnavailable:
+        return False
+    return True
+
+
 def checks(exercise: str, level: str) -> list[Check]:
     """The checks of one exercise at one level ("visible" or "hidden"), in registration order."""
     _load(level)

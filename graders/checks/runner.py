@@ -8,7 +8,7 @@ import numpy as np
 
 from . import expected as expected_sources
 from .failures import CheckFailed, Failure, NotWritten
-from .registry import HiddenChecksUnavailable, assignment_of, checks
+from .registry import HiddenChecksUnavailable, assignment_of, checks, hidden_side_available
 from .report import Report, Result, _short_error_in_ipython, show
 from .tester import Tester
 
@@ -23,7 +23,8 @@ def _failed(description: str, failure: Failure, notes) -> Result:
 
 def default_expected(assignment: str, level: str):
     """Where a check's expected values come from when nobody says: for visible checks the check data next to
-    the notebook, else the reference where it is installed; for hidden checks the reference.
+    the notebook, else the reference where the instructor's side is installed (a full clone); for hidden
+    checks the reference.
 
     Returns a source (graders.checks.expected), or raises Failure saying what is missing.
     """
@@ -31,7 +32,7 @@ def default_expected(assignment: str, level: str):
         data = expected_sources.find_check_data(assignment)
         if data is not None:
             return data
-    source = expected_sources.live(assignment)
+    source = expected_sources.live(assignment) if hidden_side_available() else None
     if source is not None:
         return source
     json_name, npz_name = expected_sources.data_file_names(assignment)

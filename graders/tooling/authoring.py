@@ -16,7 +16,7 @@ check, so a student sees the state of every exercise and every figure in one run
 """
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import nbformat
 
@@ -94,15 +94,21 @@ def notebook_to_text(nb) -> str:
     return "\n".join(parts)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) == 2 and argv[0] == "totext":
-        sys.stdout.write(notebook_to_text(nbformat.read(argv[1], as_version=4)))
-        return 0
-    if len(argv) == 3 and argv[0] == "fromtext":
-        with open(argv[1], encoding="utf-8") as handle:
-            nb = text_to_notebook(handle.read())
-        nbformat.validate(nb)
-        nbformat.write(nb, argv[2])
-        return 0
-    print("usage: nnfs totext NOTEBOOK  |  nnfs fromtext TEXT NOTEBOOK", file=sys.stderr)
-    return 2
+def notebook_file_to_text(notebook: str | Path) -> str:
+    """The text form of a notebook file (what `./course totext` prints).
+
+    notebook: the path of an .ipynb file. Returns the text, cell markers included.
+    """
+    return notebook_to_text(nbformat.read(str(notebook), as_version=4))
+
+
+def text_file_to_notebook(text: str | Path, notebook: str | Path) -> None:
+    """Write a notebook file from a text-form file (what `./course fromtext` does).
+
+    text: the path of the text form; notebook: the path of the .ipynb file to write (replaced if it exists).
+    The notebook is checked against nbformat's schema before anything is written.
+    """
+    with open(text, encoding="utf-8") as handle:
+        nb = text_to_notebook(handle.read())
+    nbformat.validate(nb)
+    nbformat.write(nb, str(notebook))

@@ -1,28 +1,31 @@
-"""The instructor and self-learner commands behind `./course`: build, demo, selfcheck."""
+"""What each `./course` command does (cli.py parses the arguments and calls one of these).
+
+Each `<name>_command` takes the parsed arguments (an argparse.Namespace) and returns the exit status.
+Everything heavy (nbgrader, nbformat, the grading engine) is imported inside the command that needs it, so
+that `./course --help`, `--version` and argument errors answer without waiting seconds for those imports.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from . import gradebook
-from .build import build, nbgrader_api
-from .cli import register
-from .course import available_assignments, course_root
-from ..engine.classgrade import grade_class, summary_table
-from .examples import load_class, write_class
+#: The clone this package runs from (an editable install): pyproject.toml and tests/ are here.
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 #: What the demo writes into the course folder (and wipes before it starts again).
 DEMO_OUTPUTS = ("gradebook.db", "submitted", "autograded", "feedback", "reports", ".grading")
 
 
-@register("build", "[ASSIGNMENT...]", "generate release/ and solutions/ from source/ with nbgrader")
-def build_command(args: list[str]) -> int:
+def build_command(options: argparse.Namespace) -> int:
+    """options.assignments: assignment ids, [] for every one under source/."""
+    from .build import build
     started = time.perf_counter()
-    built = build(args or None)
+    built = build(options.assignments or None)
     print(f"built {', '.join(built)} into release/ and solutions/ in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -32,8 +35,14 @@ def _only_examples_here(root: Path, students: set[str]) -> bool:
     return not submitted.exists() or {p.name for p in submitted.iterdir()} <= students
 
 
-@register("demo", "", "build the course, grade the example class, print and write the grades")
-def demo_command(args: list[str]) -> int:
+def demo_command(options: argparse.Namespace) -> int:
+    """No options: builds, grades the example class and writes the reports in the course folder."""
+    from ..engine.classgrade import grade_class, summary_table
+    from . import gradebook
+    from .build import build, nbgrader_api
+    from .course import course_root
+    from .examples import load_class, write_class
+
     root = course_root()
     example_class = load_class(root)
     if not _only_examples_here(root, set(example_class.STUDENTS)):
@@ -94,14 +103,10 @@ def demo_command(args: list[str]) -> int:
     return 0
 
 
-@register("grade", "[ASSIGNMENT...] [--workers N] [--force]",
-          "grade every submission under submitted/: parallel, sandboxed, tamper-proof, into the gradebook")
-def grade_command(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="./course grade")
-    parser.add_argument("assignments", nargs="*", choices=available_assignments("source") + [[]], default=[])
-    parser.add_argument("--workers", type=int, default=None, help="parallel kernels (default: one per core)")
-    parser.add_argument("--force", action="store_true", help="grade again even what is already graded")
-    options = parser.parse_args(args)
+def grade_command(options: argparse.Namespace) -> int:
+    """options.assignments ([] for every one with submissions), options.workers (None: one per core),
+    options.force. Returns 1 if the grader itself failed on a submission, 130 on Ctrl-C."""
+    from ..engine.classgrade import grade_class, summary_table
     try:
         jobs = grade_class(options.assignments or None, workers=options.workers, force=options.force)
     except KeyboardInterrupt:
@@ -110,30 +115,58 @@ def grade_command(args: list[str]) -> int:
     return 1 if any(job.status == "failed" for job in jobs) else 0
 
 
-@register("lab", "[JUPYTER ARGS]", "open the course in JupyterLab (the notebooks are under release/)")
-def lab_command(args: list[str]) -> int:
-    import os
+def release_bundle_command(options: argparse.Namespace) -> int:
+    """options.assignments ([] for every one with a release notebook), options.out (None: <course>/bundles/).
+    Prints the path of each bundle written; returns 1 if an assignment's release folder is incomplete."""
+    from .bundle import BundleError, write_bundles
+    try:
+        paths = write_bundles(options.assignments or None, options.out)
+    except BundleError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for path in paths:
+        print(path)
+    return 0
+
+
+def lab_command(options: argparse.Namespace) -> int:
+    """options.extra: arguments for `jupyter lab`. Replaces this process with JupyterLab in the course folder."""
     from .build import ensure_tools_on_path
+    from .course import course_root
     ensure_tools_on_path()
     os.chdir(course_root())
-    os.execvp("jupyter", ["jupyter", "lab", *args])
+    os.execvp("jupyter", ["jupyter", "lab", *options.extra])
 
 
-@register("validate", "NOTEBOOK...", "nbgrader validate, with an exit status: 1 if a test fails, 2 if a locked cell changed")
-def validate_command(args: list[str]) -> int:
+def validate_command(options: argparse.Namespace) -> int:
+    """options.notebooks: notebook paths. Returns the worst status: 1 if a test fails, 2 if a locked cell changed."""
     from .selfcheck import validate
-    if not args or args[0].startswith("-"):
-        print("usage: ./course validate NOTEBOOK...   (runs the notebook's visible tests, as nbgrader's Validate "
-              "button does)")
-        return 2
-    return max(validate(Path(path)) for path in args)
+    return max(validate(path) for path in options.notebooks)
 
 
-@register("selfcheck", "NOTEBOOK [--assignment ID]", "run the hidden tests on your own notebook and print your score")
-def selfcheck_command(args: list[str]) -> int:
+def selfcheck_command(options: argparse.Namespace) -> int:
+    """options.notebook, options.assignment (None: inferred from the notebook). Non-zero until full marks."""
     from .selfcheck import selfcheck
-    parser = argparse.ArgumentParser(prog="./course selfcheck")
-    parser.add_argument("notebook", type=Path)
-    parser.add_argument("--assignment", choices=available_assignments("source"))
-    options = parser.parse_args(args)
     return selfcheck(options.notebook, options.assignment)
+
+
+def totext_command(options: argparse.Namespace) -> int:
+    """options.notebook: a source notebook, printed in the text form."""
+    from .authoring import notebook_file_to_text
+    sys.stdout.write(notebook_file_to_text(options.notebook))
+    return 0
+
+
+def fromtext_command(options: argparse.Namespace) -> int:
+    """options.text: a text-form file; options.notebook: the notebook to (over)write from it."""
+    from .authoring import text_file_to_notebook
+    text_file_to_notebook(options.text, options.notebook)
+    return 0
+
+
+def test_command(options: argparse.Namespace) -> int:
+    """options.extra: arguments for pytest. Replaces this process with pytest, run in the clone.
+
+    `./course test` runs pytest itself (after installing what the browser tests need); this is `nnfs test`."""
+    os.chdir(CHECKOUT)
+    os.execv(sys.executable, [sys.executable, "-m", "pytest", *options.extra])
