@@ -29,8 +29,10 @@ c = get_config()  # noqa: F821  (injected by traitlets)
 c.CourseDirectory.course_id = "nn-from-scratch"
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.solution_directory = "solutions"
-# Notebooks only: data files the notebooks need are made by the notebooks themselves.
-c.CourseDirectory.include = ["*.ipynb"]
+# What travels with a notebook (release, exchange, submission, autograde): the notebook, the check data its
+# visible checks read (checks_<assignment>.json/.npz, written by ./course build), and data files it loads
+# (03's digits_split.npz). Autograde puts source/'s own copy of a data file back over a student's.
+c.CourseDirectory.include = ["*.ipynb", "checks_*.json", "*.npz"]
 
 # Per-cell timeout. The slowest cells are the training exercises (budgets of 20-30 s on one core);
 # 120 s leaves room for a loaded machine without letting an infinite loop stall a class. This is the one

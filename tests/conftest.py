@@ -20,6 +20,7 @@ GROUPS = {
     "test_attacks": ("e2e", "slow"),
     "test_grading_faults": ("e2e", "slow"),
     "test_bundle": ("e2e", "slow"),
+    "test_exchange": ("e2e",),
     "test_browser": ("browser", "slow"),
 }
 GROUP_MARKS = {"unit", "catalog", "e2e", "browser"}

@@ -57,7 +57,7 @@ def _check_weight_distribution(t, W, fan_in, fan_out, scheme, what, scheme_hint=
               f"{target:.4g} has |mean| below {6 * target / np.sqrt(n):.2g}.",
               cause="the weights are not centred at 0 (rng.random / rng.uniform(0, ...) draws only positive numbers, "
                     "or a constant was added).",
-              hint="draw rng.normal(0.0, std, size=(fan_in, fan_out)).")
+              hint="draw from the normal distribution with mean 0.0 and the scheme's std, shaped (fan_in, fan_out).")
     if abs(std / target - 1) > 0.03:
         matches = [text for key, (value, text) in formulas.items()
                    if key != scheme and abs(std / value - 1) <= 0.03]
@@ -67,7 +67,7 @@ def _check_weight_distribution(t, W, fan_in, fan_out, scheme, what, scheme_hint=
                       f"({target_text}, with fan_in = {fan_in}, fan_out = {fan_out}).",
                       cause=("your std matches " + matches[0] + ".") if matches else None,
                       hint=scheme_hint or "compute std from the formula of the scheme, then "
-                                          "W = rng.normal(0.0, std, size=(fan_in, fan_out)).")
+                                          "draw W from the normal distribution with that std.")
     within_one = float(np.mean(np.abs(W - mean) < std))
     t.require(abs(within_one - 0.6827) < 0.01,
               f"the weights of {what} do not look normal: {within_one:.1%} of them lie within one std of the mean "
@@ -221,7 +221,7 @@ def _check_predict(t, X, params):
     result = t.call("predict", X, params)
     t.require(type(result) is np.ndarray,
               f"predict returned a {type(result).__name__}, expected a numpy.ndarray of int labels of shape ({n},).",
-              hint="return np.argmax(logits, axis=1) as it is (an int ndarray).")
+              hint="return the argmax labels as NumPy gives them (an int ndarray).")
     labels = np.asarray(result)
     if labels.shape != (n,):
         causes = {(n, c): "you returned the logits or the probabilities (N, C): the decision is "
@@ -230,12 +230,12 @@ def _check_predict(t, X, params):
                   (n, 1): "an extra axis of length 1 (keepdims=True): return shape (N,).",
                   (): "argmax with no axis flattens the whole array: use axis=1."}
         raise Failure(f"predict returned shape {labels.shape}, expected ({n},).", cause=causes.get(labels.shape),
-                      hint="labels = np.argmax(logits, axis=1).")
+                      hint="the label of an example is the index of its largest logit: argmax over axis 1.")
     t.require(labels.dtype.kind in "iu",
               f"predict returned an array of dtype {labels.dtype}, expected integer class labels.",
               cause="labels are class indices: np.argmax already returns ints; do not turn them into floats, "
                     "probabilities or booleans.",
-              hint="return np.argmax(logits, axis=1) unchanged (or .astype(int)).")
+              hint="return the argmax labels unchanged (or .astype(int)).")
     t.close(labels, expected, "predict(...)", candidates=t.data("mlp_predict_suspects", X, params),
             hint="predict = np.argmax(mlp_forward(X, params)[0], axis=1).")
 
