@@ -230,18 +230,34 @@ def texts_of(where: str, data: bytes):
 
 
 def solution_lines(assignment: str) -> set[str]:
-    """Stripped lines of 20+ characters between the solution markers of the source notebook that the release
-    notebook does not show (nbgrader keeps the docstrings)."""
-    release = "\n".join(c.source for c in read_notebook(notebook_path(assignment, "release")).cells)
-    lines = set()
+    """What of the source notebook's solution code the release notebook does not show (nbgrader keeps the
+    docstrings), as search strings: every two consecutive code lines between the solution markers (stripped,
+    joined by a newline), and every single line of 45+ characters. A pair, not a line, since a line such as
+    `for _ in range(steps):` is common to any code; two in a row are the solution's own."""
+    release = "\n".join(line.strip() for c in read_notebook(notebook_path(assignment, "release")).cells
+                        for line in c.source.split("\n"))
+    found = set()
     for cell in read_notebook(notebook_path(assignment, "source")).cells:
-        inside = False
-        for line in cell.source.split("\n"):
+        inside, block = False, []
+        for line in cell.source.split("\n") + ["### END SOLUTION"]:
             if "### BEGIN SOLUTION" in line or "### END SOLUTION" in line:
-                inside = "BEGIN" in line
-            elif inside and len(line.strip()) >= 20 and line.strip() not in release:
-                lines.add(line.strip())
-    return lines
+                code = [x for x in block if x and not x.startswith("#")]
+                found |= {f"{a}\n{b}" for a, b in zip(code, code[1:])}
+                found |= {x for x in code if len(x) >= 45}
+                inside, block = "BEGIN" in line, []
+            elif inside:
+                block.append(line.strip())
+    return {item for item in found if item not in release}
+
+
+def stripped(text: str) -> str:
+    """`text` with every line stripped of its indentation, so that code is found at any nesting."""
+    return "\n".join(line.strip() for line in text.split("\n"))
+
+
+def release_code() -> str:
+    """Every line of every release notebook, stripped: what the course shows students on purpose."""
+    return "\n".join(stripped(c.source) for a in ASSIGNMENTS for c in read_notebook(notebook_path(a, "release")).cells)
 
 
 def student_side_python() -> str:
@@ -250,10 +266,11 @@ def student_side_python() -> str:
 
 
 def hidden_lines() -> set[str]:
-    """Stripped lines of 30+ characters of graders/hidden/*.py that the student side does not have too."""
-    student = student_side_python()
+    """Stripped lines of 30+ characters of graders/hidden/*.py that neither the student side's code nor the
+    release notebooks (code the course gives, such as a stable softmax in 05's setup) have too."""
+    public = student_side_python() + "\n" + release_code()
     return {line.strip() for path in (COURSE / "graders" / "hidden").glob("*.py")
-            for line in path.read_text().split("\n") if len(line.strip()) >= 30 and line.strip() not in student}
+            for line in path.read_text().split("\n") if len(line.strip()) >= 30 and line.strip() not in public}
 
 
 def _decorator_name(node: ast.expr) -> str:
@@ -306,12 +323,13 @@ def test_nothing_a_student_receives_carries_solutions_or_hidden_checks(tmp_path)
                                texts_of(f"{bundle.name}!{name}", archive.read(name))]
 
     leaks, given_later, searched = [], 0, {}
-    # (i) solution code: none in the wheel, nor in the bundle of its own or an earlier assignment. Later notebooks
+    # (i) solution code (pairs of lines, long lines): none in the wheel, nor in the bundle of its own or an earlier assignment. Later notebooks
     # give earlier assignments' functions as setup code ("Given: functions from assignments 01 to 03"), by design.
     for position, assignment in enumerate(ASSIGNMENTS):
         lines = solution_lines(assignment)
         searched[f"solution lines of {assignment}"] = len(lines)
         for scope, where, text in scoped:
+            text = stripped(text)
             for line in lines:
                 if line in text:
                     if scope is None or scope <= position:

@@ -151,11 +151,13 @@ def write_npz(arrays: list[np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def dump_check_data(assignment: str, entries: dict[str, object]) -> tuple[bytes, bytes]:
-    """(json bytes, npz bytes) of recorded answers {digest: value}, in digest order."""
+def dump_check_data(assignment: str, entries: dict[str, object], advanced: dict | None = None) -> tuple[bytes, bytes]:
+    """(json bytes, npz bytes) of recorded answers {digest: value}, in digest order, with the states that the
+    random generators among each question's inputs were left in ({digest: [bit_generator.state, ...]})."""
     arrays: list = []
     nodes = {digest: encode_value(entries[digest], arrays) for digest in sorted(entries)}
-    document = {"format": FORMAT, "assignment": assignment, "answers": nodes}
+    document = {"format": FORMAT, "assignment": assignment, "answers": nodes,
+                "generators_after": {d: states for d, states in sorted((advanced or {}).items()) if states}}
     text = json.dumps(document, sort_keys=True, allow_nan=False, separators=(",", ":"))
     return text.encode() + b"\n", write_npz(arrays)
 
@@ -171,6 +173,7 @@ class RecordedExpected:
             raise ValueError(f"{json_path} is not check data of format {FORMAT}")
         self.assignment, self.path = document["assignment"], Path(json_path)
         self._answers = document["answers"]
+        self._advanced = document.get("generators_after", {})
         with np.load(npz_path, allow_pickle=False) as archive:
             self._arrays = {name: archive[name] for name in archive.files}
 
@@ -181,6 +184,8 @@ class RecordedExpected:
         digest = question_digest(kind, name, args, kwargs)
         if digest not in self._answers:
             raise MissingAnswer(kind, name, self.path)
+        for generator, state in zip(_generators(args, kwargs), self._advanced.get(digest, [])):
+            generator.bit_generator.state = state
         return decode_value(self._answers[digest], self._array)
 
     def function(self, name: str) -> Callable:
@@ -204,24 +209,26 @@ class Recorder:
     """
 
     def __init__(self, source):
-        self.source, self.entries = source, {}
+        self.source, self.entries, self.advanced = source, {}, {}
 
     def call(self, kind: str, name: str, args, kwargs):
         digest = question_digest(kind, name, args, kwargs)
-        generators = [g for g in _walk(list(args) + list(kwargs.values())) if isinstance(g, np.random.Generator)]
-        states = [repr(g.bit_generator.state) for g in generators]
         value = self.source.call(kind, name, args, kwargs)
-        if states != [repr(g.bit_generator.state) for g in generators]:
-            # read back from data, the answer would not advance the generator, and the check's later draws
-            # would differ between the two sides
-            raise Unrecordable(f"a random generator that `{name}` draws from (give it a fresh one)")
         arrays: list = []
         node = encode_value(value, arrays)
         self.entries[digest] = decode_value(node, lambda i: arrays[i])  # a copy the check cannot change
+        # A generator the answer drew from must be left where the reference left it on the student's side too,
+        # or the check's later draws would differ between the two sides.
+        self.advanced[digest] = [g.bit_generator.state for g in _generators(args, kwargs)]
         return decode_value(node, lambda i: arrays[i])
 
     def function(self, name: str) -> Callable:
         return lambda *args, **kwargs: self.call("ref", name, args, kwargs)
+
+
+def _generators(args, kwargs) -> list:
+    """The numpy random Generators among a question's inputs, in a fixed order."""
+    return [g for g in _walk([list(args), [kwargs[k] for k in sorted(kwargs)]]) if isinstance(g, np.random.Generator)]
 
 
 def _walk(value):

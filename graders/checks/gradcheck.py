@@ -1,47 +1,15 @@
-"""Numerical gradients: the ground truth that every backward pass is held to.
+"""How close an analytic gradient must be to the numerical one: the measure and its threshold.
 
-Centered differences in float64. Checks contract the output with a random upstream gradient `dout`
-(never `sum()`, which would hide a transposed or permuted gradient) and compare with a relative error.
+The numerical gradients themselves (centered differences of the reference) are computed on the instructor's
+side (graders/hidden/gradients.py); a student's side receives them as data, since a working numerical
+gradient is itself an exercise (01's `numerical_gradient`).
 """
 from __future__ import annotations
 
-import copy
-from typing import Callable
-
 import numpy as np
 
-EPS = 1e-6
 #: A backward pass passes when its relative error against the numerical gradient is below this.
 GRAD_REL_TOL = 1e-6
-
-
-def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = EPS) -> np.ndarray:
-    """Centered-difference gradient of a scalar function.
-
-    Inputs:
-      f: callable taking an array shaped like x and returning a number.
-      x: float array of any shape; it is not modified (f sees a perturbed copy).
-    Returns:
-      grad: float64 array shaped like x, grad[i] = (f(x + eps e_i) - f(x - eps e_i)) / (2 eps).
-    """
-    x = np.array(x, dtype=np.float64, copy=True)
-    grad = np.zeros_like(x)
-    flat_x, flat_grad = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat_x.size):
-        original = flat_x[i]
-        flat_x[i] = original + eps
-        plus = float(f(x))
-        flat_x[i] = original - eps
-        minus = float(f(x))
-        flat_x[i] = original
-        flat_grad[i] = (plus - minus) / (2 * eps)
-    return grad
-
-
-def elementwise_derivative(f: Callable[[np.ndarray], np.ndarray], z: np.ndarray, eps: float = EPS) -> np.ndarray:
-    """Derivative of an elementwise function at every entry of z at once: (f(z+eps) - f(z-eps)) / (2 eps)."""
-    z = np.asarray(z, dtype=np.float64)
-    return (f(z + eps) - f(z - eps)) / (2 * eps)
 
 
 def relative_error(a, b) -> float:
@@ -50,30 +18,5 @@ def relative_error(a, b) -> float:
     Norm-wise rather than elementwise so that entries that are zero up to rounding (a ReLU's dead units)
     do not dominate; any real mistake (a factor, a transpose, a missing term) gives 1e-2 or more.
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12))
-
-
-def contracted(forward: Callable, args: list, index: int, dout, pick: Callable = lambda out: out):
-    """The scalar function x -> sum(pick(forward(*args with args[index] = x)) * dout), for a gradient check."""
-    def f(x):
-        new_args = list(args)
-        new_args[index] = x
-        return float(np.sum(np.asarray(pick(forward(*new_args)), dtype=np.float64) * dout))
-    return f
-
-
-def input_at(args: list, where):
-    """The input a gradient is taken with respect to: `args[where]`, or `args[i][key]` for where = (i, key)."""
-    return args[where[0]][where[1]] if isinstance(where, tuple) else args[where]
-
-
-def with_input(args: list, where, value) -> list:
-    """A deep copy of `args` with the input at `where` (see `input_at`) replaced by `value`."""
-    new_args = copy.deepcopy(list(args))
-    if isinstance(where, tuple):
-        new_args[where[0]] = {**new_args[where[0]], where[1]: value}
-    else:
-        new_args[where] = value
-    return new_args
+    difference = np.linalg.norm(np.subtract(a, b, dtype=np.float64))
+    return float(difference / max(np.linalg.norm(np.asarray(a, np.float64)) + np.linalg.norm(np.asarray(b, np.float64)), 1e-12))

@@ -15,7 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..checks import expected, gradcheck
+from ..checks import expected
+from . import gradients
 from ..tooling.reference import reference
 
 GENERATORS: dict[str, Callable] = {}
@@ -55,6 +56,12 @@ class LiveExpected:
             return self.references[name](*args, **kwargs)
         if kind == "data":
             return GENERATORS[name](self, *args, **kwargs)
+        if kind == "part":  # one entry of a reference result: args is (index path, the function's args)
+            path, fn_args = args
+            value = self.references[name](*fn_args, **kwargs)
+            for key in path:
+                value = value[key]
+            return value
         raise ValueError(f"unknown kind of question {kind!r}")
 
 
@@ -65,10 +72,10 @@ def layer_numerical_gradient(source, forward: str, args: list, kwargs: dict, whe
     fn = source.function(forward)
 
     def loss(value):
-        outputs = fn(*gradcheck.with_input(args, where, value), **kwargs)
+        outputs = fn(*gradients.with_input(args, where, value), **kwargs)
         return float(sum(np.sum(np.asarray(outputs[i]) * dout) for i, dout in enumerate(douts)))
 
-    return gradcheck.numerical_gradient(loss, np.asarray(gradcheck.input_at(args, where), dtype=np.float64))
+    return gradients.numerical_gradient(loss, np.asarray(gradients.input_at(args, where), dtype=np.float64))
 
 
 for _info in pkgutil.iter_modules(__path__):

@@ -8,7 +8,7 @@ Each `candidates` entry names a classic mistake by the output it would produce.
 import math
 import numpy as np
 
-from ..checks.gradcheck import elementwise_derivative, numerical_gradient
+from .gradients import elementwise_derivative, numerical_gradient
 from ..checks.registry import checks_for
 from ..visible.neuron import _toy_problem
 from . import generates

@@ -18,8 +18,9 @@ class CheckDataError(RuntimeError):
     """A visible check cannot be recorded."""
 
 
-def record_visible(assignment: str) -> dict:
-    """Run every visible check of `assignment` on the reference; return the answers {digest: value} it asked for."""
+def record_visible(assignment: str) -> expected.Recorder:
+    """Run every visible check of `assignment` on the reference; return the recorder holding every answer
+    ({digest: value}) the checks asked for."""
     from ..hidden import LiveExpected
     recorder = expected.Recorder(LiveExpected(assignment))
     for exercise in exercises(assignment):
@@ -30,12 +31,13 @@ def record_visible(assignment: str) -> dict:
                                  "make its inputs plain numbers and arrays, or move it to the hidden checks") from exc
         if not report.passed:
             raise CheckDataError(f"the visible checks of {exercise} fail on the reference:\n{report.text()}")
-    return recorder.entries
+    return recorder
 
 
 def write_check_data(assignment: str, folder: Path) -> list[Path]:
     """Write checks_<assignment>.json and .npz into `folder` (the release folder); return their paths."""
-    json_bytes, npz_bytes = expected.dump_check_data(assignment, record_visible(assignment))
+    recorder = record_visible(assignment)
+    json_bytes, npz_bytes = expected.dump_check_data(assignment, recorder.entries, recorder.advanced)
     paths = [Path(folder) / name for name in expected.data_file_names(assignment)]
     for path, data in zip(paths, (json_bytes, npz_bytes)):
         path.write_bytes(data)

@@ -411,6 +411,146 @@ def batchnorm_backward(dout, cache):
     dX = inv_std * (g - g.mean(axis=0) - x_hat * (g * x_hat).mean(axis=0))
     return dX, (dout * x_hat).sum(axis=0), dout.mean(axis=0)
 """, expect=r"dbeta is the mean|times too small"),
+    # -- named by the generators of graders/hidden/backprop.py (one entry per restructured generator) ---------
+    Wrong("relu_backward", "mask inverted", """
+def relu_backward(dout, cache):
+    return dout * (cache <= 0)
+""", expect=r"mask is inverted"),
+    Wrong("softmax_cross_entropy", "gradient sign reversed", """
+def softmax_cross_entropy(logits, y):
+    n = logits.shape[0]
+    log_p = log_softmax(logits)
+    one_hot = np.zeros_like(log_p)
+    one_hot[np.arange(n), y] = 1.0
+    return float(-np.mean(log_p[np.arange(n), y])), (one_hot - np.exp(log_p)) / n
+""", expect=r"sign is reversed|wrong sign"),
+    Wrong("sgd_step", "learning rate hard-coded", """
+def sgd_step(params, grads, lr):
+    return {k: params[k] - 0.1 * grads[k] for k in params}
+""", expect=r"lr is ignored"),
+    Wrong("momentum_step", "beta hard-coded", """
+def momentum_step(params, grads, state, lr, beta=0.9):
+    v = {k: (0.9 * state[k] if state is not None else 0.0) + grads[k] for k in params}
+    return {k: params[k] - lr * v[k] for k in params}, v
+""", expect=r"beta is ignored"),
+    Wrong("adam_step", "only the first moment bias-corrected", """
+def adam_step(params, grads, state, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    if state is None:
+        state = {"t": 0, "m": {k: 0 * p for k, p in params.items()}, "v": {k: 0 * p for k, p in params.items()}}
+    t = state["t"] + 1
+    m = {k: beta1 * state["m"][k] + (1 - beta1) * grads[k] for k in params}
+    v = {k: beta2 * state["v"][k] + (1 - beta2) * grads[k] ** 2 for k in params}
+    new = {k: params[k] - lr * (m[k] / (1 - beta1 ** t)) / (np.sqrt(v[k]) + eps) for k in params}
+    return new, {"t": t, "m": m, "v": v}
+""", expect=r"only the first moment is bias-corrected"),
+    Wrong("adam_step", "betas and eps hard-coded", """
+def adam_step(params, grads, state, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    if state is None:
+        state = {"t": 0, "m": {k: 0 * p for k, p in params.items()}, "v": {k: 0 * p for k, p in params.items()}}
+    t = state["t"] + 1
+    m = {k: 0.9 * state["m"][k] + 0.1 * grads[k] for k in params}
+    v = {k: 0.999 * state["v"][k] + 0.001 * grads[k] ** 2 for k in params}
+    new = {k: params[k] - lr * (m[k] / (1 - 0.9 ** t)) / (np.sqrt(v[k] / (1 - 0.999 ** t)) + 1e-8) for k in params}
+    return new, {"t": t, "m": m, "v": v}
+""", expect=r"beta1, beta2 or eps ignored"),
+    Wrong("adamw_step", "Adam step without bias correction after the decay", """
+def adamw_step(params, grads, state, lr=1e-3, weight_decay=1e-2, beta1=0.9, beta2=0.999, eps=1e-8):
+    if state is None:
+        state = {"m": {k: 0 * p for k, p in params.items()}, "v": {k: 0 * p for k, p in params.items()}}
+    decayed = {k: p - lr * weight_decay * p for k, p in params.items()}
+    m = {k: beta1 * state["m"][k] + (1 - beta1) * grads[k] for k in params}
+    v = {k: beta2 * state["v"][k] + (1 - beta2) * grads[k] ** 2 for k in params}
+    return {k: decayed[k] - lr * m[k] / (np.sqrt(v[k]) + eps) for k in params}, {"m": m, "v": v}
+""", expect=r"Adam step is not bias-corrected"),
+    Wrong("adamw_step", "biases left out of the decay", """
+def adamw_step(params, grads, state, lr=1e-3, weight_decay=1e-2, beta1=0.9, beta2=0.999, eps=1e-8):
+    decayed = {k: (p - lr * weight_decay * p if k.startswith("W") else p) for k, p in params.items()}
+    return adam_step(decayed, grads, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+""", expect=r"biases are not decayed"),
+    Wrong("clip_grad_norm", "total norm as the sum of the per-array norms", """
+def clip_grad_norm(grads, max_norm):
+    total = float(sum(np.linalg.norm(g) for g in grads.values()))
+    if total > max_norm:
+        return {k: g * (max_norm / total) for k, g in grads.items()}, total
+    return dict(grads), total
+""", expect=r"sum of the per-array norms"),
+    Wrong("clip_grad_norm", "always rescaled to max_norm", """
+def clip_grad_norm(grads, max_norm):
+    total = float(np.sqrt(sum(np.sum(g ** 2) for g in grads.values())))
+    if total == 0:
+        return dict(grads), total
+    return {k: g * (max_norm / total) for k, g in grads.items()}, total
+""", expect=r"always rescaled to max_norm"),
+    Wrong("dropout_forward", "kept values multiplied by the keep probability", """
+def dropout_forward(X, p, train, rng):
+    if not train or p == 0:
+        return X, None
+    mask = rng.random(X.shape) >= p
+    return X * mask * (1 - p), mask * (1 - p)
+""", expect=r"multiplied by \(1 - p\)"),
+    Wrong("dropout_backward", "scaled gradient passed everywhere", """
+def dropout_forward(X, p, train, rng):
+    if not train or p == 0:
+        return X, None
+    keep = rng.random(X.shape) >= p
+    return X * keep / (1 - p), (keep, p)
+
+def dropout_backward(dout, cache):
+    if cache is None:
+        return dout
+    keep, p = cache
+    return dout / (1 - p)
+""", expect=r"dout / \(1 - p\) everywhere"),
+    Wrong("batchnorm_forward", "eps added to the standard deviation", """
+def batchnorm_forward(X, gamma, beta, running, train, momentum=0.9, eps=1e-5):
+    if running is None:
+        running = {"mean": np.zeros(X.shape[1]), "var": np.ones(X.shape[1])}
+    if train:
+        mean, var = X.mean(axis=0), X.var(axis=0)
+        running = {"mean": momentum * running["mean"] + (1 - momentum) * mean,
+                   "var": momentum * running["var"] + (1 - momentum) * var}
+    else:
+        mean, var = running["mean"], running["var"]
+        running = dict(running)
+    std = np.sqrt(var) + eps
+    return gamma * (X - mean) / std + beta, ((X - mean) / std, gamma, 1 / std), running
+""", expect=r"eps is added to the standard deviation"),
+    Wrong("batchnorm_forward", "running statistics never updated", """
+def batchnorm_forward(X, gamma, beta, running, train, momentum=0.9, eps=1e-5):
+    if running is None:
+        running = {"mean": np.zeros(X.shape[1]), "var": np.ones(X.shape[1])}
+    mean, var = (X.mean(axis=0), X.var(axis=0)) if train else (running["mean"], running["var"])
+    x_hat = (X - mean) / np.sqrt(var + eps)
+    return gamma * x_hat + beta, (x_hat, gamma, 1 / np.sqrt(var + eps)), dict(running)
+""", expect=r"not updated in training mode"),
+    Wrong("batchnorm_backward", "path through the mean missing", """
+def batchnorm_backward(dout, cache):
+    x_hat, gamma, inv_std = cache
+    g = dout * gamma
+    dX = inv_std * (g - x_hat * (g * x_hat).mean(axis=0))
+    return dX, (dout * x_hat).sum(axis=0), dout.sum(axis=0)
+""", expect=r"path through the mean is missing"),
+    Wrong("batchnorm_backward", "dgamma from the raw input", """
+def batchnorm_forward(X, gamma, beta, running, train, momentum=0.9, eps=1e-5):
+    if running is None:
+        running = {"mean": np.zeros(X.shape[1]), "var": np.ones(X.shape[1])}
+    if train:
+        mean, var = X.mean(axis=0), X.var(axis=0)
+        running = {"mean": momentum * running["mean"] + (1 - momentum) * mean,
+                   "var": momentum * running["var"] + (1 - momentum) * var}
+    else:
+        mean, var = running["mean"], running["var"]
+        running = dict(running)
+    inv_std = 1 / np.sqrt(var + eps)
+    x_hat = (X - mean) * inv_std
+    return gamma * x_hat + beta, (X, x_hat, gamma, inv_std), running
+
+def batchnorm_backward(dout, cache):
+    X, x_hat, gamma, inv_std = cache
+    g = dout * gamma
+    dX = inv_std * (g - g.mean(axis=0) - x_hat * (g * x_hat).mean(axis=0))
+    return dX, (dout * X).sum(axis=0), dout.sum(axis=0)
+""", expect=r"dgamma uses X instead"),
     # -- training -------------------------------------------------------------------------------------------
     Wrong("train_mlp", "predict forgets to scale the raw pixels", """
 def train_mlp(X_train, y_train, X_val, y_val, rng, epochs=20, lr=1e-2):

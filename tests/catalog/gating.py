@@ -37,6 +37,13 @@ def glu_backward(dout, cache):
     du = dout * a * g * (1 - g)
     return da @ W.T, X.T @ da, da.sum(axis=0), X.T @ du, du.sum(axis=0)
 """, expect=r"dX has only the signal branch"),
+    Wrong("glu_backward", "dX from the gate branch only", """
+def glu_backward(dout, cache):
+    X, W, V, a, g = cache
+    da = dout * g
+    du = dout * a * g * (1 - g)
+    return du @ V.T, X.T @ da, da.sum(axis=0), X.T @ du, du.sum(axis=0)
+""", expect=r"dX has only the gate branch"),
     Wrong("swiglu_forward", "swish on the wrong half", """
 def swiglu_forward(X, W, b, V, c):
     a = X @ W + b
@@ -239,6 +246,15 @@ def moe_forward(X, params, top_k):
             out[n] += gates[n, slot] * (np.maximum(X[n] @ params["W1"][e] + params["b1"][e], 0) @ params["W2"][e] + params["b2"][e])
     return out, None
 """, expect=r"ties go to the higher index"),
+    Wrong("moe_forward", "every expert used, weighted by its probability", """
+def moe_forward(X, params, top_k):
+    probs = softmax(X @ params["Wr"])
+    out = np.zeros(X.shape)
+    for e in range(probs.shape[1]):
+        y = np.maximum(X @ params["W1"][e] + params["b1"][e], 0) @ params["W2"][e] + params["b2"][e]
+        out += probs[:, e:e + 1] * y
+    return out, None
+""", expect=r"every expert is used"),
     Wrong("moe_backward", "no gradient to the router", """
 def moe_backward(dout, cache):
     X, params, probs, chosen, gates, total, per_expert = cache

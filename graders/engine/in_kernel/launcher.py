@@ -25,7 +25,7 @@ PR_SET_PDEATHSIG = 1
 
 #: What the course's notebooks import; a module that fails to import here is simply imported by the kernel.
 WARM = ("numpy", "matplotlib", "matplotlib.pyplot", "cloudpickle",
-        "ipykernel.kernelapp", "sklearn.datasets", "sklearn.model_selection")
+        "ipykernel.kernelapp")
 
 
 def _mount(libc, source, target, fstype, flags, data=None):
