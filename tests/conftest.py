@@ -11,6 +11,7 @@ GROUPS = {
     "test_graders": ("unit",),
     "test_cli": ("unit",),
     "test_limits": ("unit",),
+    "test_layout": ("unit",),
     "test_notebooks": ("unit",),
     "test_catalogs": ("catalog",),
     "test_student_side": ("catalog",),
