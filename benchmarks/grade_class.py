@@ -33,6 +33,7 @@ from graders.tooling.build import build  # noqa: E402
 from graders.tooling.course import available_assignments, nbgrader_meta, notebook_path, read_notebook  # noqa: E402
 from graders.tooling.examples import Submission, make_submission  # noqa: E402
 from graders.tooling.gradebook import exercise_scores, totals  # noqa: E402
+from graders.engine.sandbox import ONE_BLAS_THREAD  # noqa: E402
 
 
 def profile(number: int) -> str:
@@ -118,7 +119,7 @@ def main() -> int:
     parser.add_argument("--assignments", nargs="*", default=None)
     options = parser.parse_args()
     assignments = options.assignments or available_assignments("source")
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, **ONE_BLAS_THREAD)
     env.pop("MPLBACKEND", None)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
 

@@ -41,10 +41,12 @@ def reference_source(assignment: str) -> str:
 
 
 def main() -> None:
+    sys.path.insert(0, str(COURSE))
+    from graders.engine.sandbox import ONE_BLAS_THREAD
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per assignment; the minimum is reported")
     options = parser.parse_args()
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, **ONE_BLAS_THREAD)
     total = 0.0
     for assignment in ASSIGNMENTS:
         code = reference_source(assignment)

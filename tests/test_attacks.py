@@ -13,6 +13,7 @@ from tests.helpers import copy_course
 from graders.tooling.course import course_root, notebook_path, read_notebook
 from graders.tooling.gradebook import exercise_scores, totals
 from graders.engine.sandbox import GradingLimits
+from graders.engine.sandbox import ONE_BLAS_THREAD
 from tests.attacks import attacks
 
 ROOT = course_root()
@@ -55,7 +56,7 @@ def grade_plain(courses) -> dict:
     for index, course in enumerate(courses):
         make_course(course, course, share=(index, len(courses)))
     runs = [subprocess.Popen([sys.executable, "-m", "nbgrader", "autograde", "01_neuron"], cwd=course,
-                             env=dict(os.environ, OMP_NUM_THREADS="1", NNFS_COURSE_ROOT=str(course)),
+                             env=dict(os.environ, **ONE_BLAS_THREAD, NNFS_COURSE_ROOT=str(course)),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for course in courses]
     for run in runs:
         run.wait(timeout=1800)

@@ -16,6 +16,7 @@ import pytest
 from tests.helpers import copy_course
 from graders.tooling.course import course_root
 from graders.tooling.examples import load_class
+from graders.engine.sandbox import ONE_BLAS_THREAD
 
 ROOT = course_root()
 
@@ -24,7 +25,7 @@ ROOT = course_root()
 def demo(tmp_path_factory):
     course = tmp_path_factory.mktemp("course")
     copy_course(course, ("nbgrader_config.py", "source", "examples"))
-    env = dict(os.environ, NNFS_COURSE_ROOT=str(course), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env = dict(os.environ, **ONE_BLAS_THREAD, NNFS_COURSE_ROOT=str(course))
     env.pop("MPLBACKEND", None)  # kernels must use the inline backend, as in JupyterLab, so figures render
     run = subprocess.run([sys.executable, "-m", "graders", "demo"], cwd=course, env=env, capture_output=True,
                          text=True, timeout=1800)

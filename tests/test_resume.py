@@ -9,13 +9,14 @@ import time
 from tests.helpers import copy_course
 from graders.tooling.course import course_root
 from graders.tooling.examples import load_class
+from graders.engine.sandbox import ONE_BLAS_THREAD
 
 ROOT = course_root()
 
 
 def test_a_killed_run_resumes_and_gives_the_expected_grades(tmp_path):
     copy_course(tmp_path, ("nbgrader_config.py", "source", "examples"))
-    env = dict(os.environ, NNFS_COURSE_ROOT=str(tmp_path), OMP_NUM_THREADS="1")
+    env = dict(os.environ, **ONE_BLAS_THREAD, NNFS_COURSE_ROOT=str(tmp_path))
     env.pop("MPLBACKEND", None)
     code = ("from graders.tooling.build import build; from graders.tooling.examples import write_class; "
             "from graders.tooling.course import course_root; build(); "
