@@ -4,6 +4,7 @@ validating a notebook (nbgrader's Validator, behind `nbgrader validate` and the 
 diagnostics and, through `./course validate`, exits non-zero when a test fails.
 """
 import os
+import shutil
 import subprocess
 import sys
 
@@ -18,8 +19,12 @@ KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 WRONG_SIGMOID_GRAD = "def sigmoid_grad(z):\n    return sigmoid(z) * (1 - z)\n"  # sigma(z) where sigma'(z) needs it
 
 
-def run_all(nb, path):
-    """JupyterLab's Run All: stop at an error, except in a cell tagged raises-exception."""
+def run_all(nb, path, assignment="01_neuron"):
+    """JupyterLab's Run All, in a student's folder (the release folder's data files beside the notebook): stop
+    at an error, except in a cell tagged raises-exception."""
+    for data in notebook_path(assignment, "release").parent.iterdir():
+        if data.suffix != ".ipynb":
+            shutil.copy(data, path)
     NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=False, extra_arguments=KERNEL_ARGS,
                    resources={"metadata": {"path": str(path)}}).execute()
     return nb
@@ -32,7 +37,7 @@ def is_test_cell(cell) -> bool:
 
 @pytest.mark.parametrize("assignment", available_assignments("release"))
 def test_run_all_goes_through_a_fresh_release(assignment, tmp_path):
-    nb = run_all(nbformat.read(str(notebook_path(assignment, "release")), as_version=4), tmp_path)
+    nb = run_all(nbformat.read(str(notebook_path(assignment, "release")), as_version=4), tmp_path, assignment)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code), "Run All stopped before the end"
     for cell in code:
