@@ -1,5 +1,6 @@
-"""Helpers for the browser tests (tests/test_browser.py): find Chromium, run a private JupyterLab server,
-take screenshots and record timings.
+"""Helpers for the browser tests (tests/test_browser.py): find Chromium, run a private Jupyter server
+(JupyterLab or Notebook 7, the two frontends students open the notebooks in), take screenshots and record
+timings.
 
 Nothing here downloads a browser: Playwright drives the system's Chromium (Debian's `chromium` package),
 which `./course test` installs with apt-get when it can.
@@ -17,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.helpers import COURSE
@@ -68,8 +70,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# JupyterLab user settings for the test server. Every cell in the DOM (no windowing), so a locator finds an
-# output far down the notebook; and no "get Jupyter news?" toast over the screenshots.
+# JupyterLab user settings for the test server (Notebook 7 reads the same ones: it is built from JupyterLab's
+# plugins). Every cell in the DOM (no windowing), so a locator finds an output far down the notebook; and no
+# "get Jupyter news?" toast over the screenshots.
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
@@ -78,7 +81,7 @@ LAB_SETTINGS = {
 
 
 def private_jupyter_env(course: Path, scratch: Path) -> dict:
-    """The environment of a JupyterLab that sees nothing of the user's own Jupyter or matplotlib setup."""
+    """The environment of a Jupyter server that sees nothing of the user's own Jupyter or matplotlib setup."""
     dirs = {name: scratch / name for name in ("home", "runtime", "settings", "workspaces", "exchange")}
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True)
@@ -104,15 +107,48 @@ def private_jupyter_env(course: Path, scratch: Path) -> dict:
     return env
 
 
-class LabServer:
-    """`jupyter lab` from this environment, in a course folder, on a free loopback port with a random token."""
+@dataclass(frozen=True)
+class Frontend:
+    """A frontend students open the notebooks in, as the browser tests name and reach it.
 
-    def __init__(self, course: Path, scratch: Path):
-        self.course, self.scratch = course, scratch
+    app: the `jupyter APP` subcommand that serves it ("lab", "notebook").
+    title: how timings name it ("JupyterLab", "Notebook 7").
+    document_route: the URL path of an open document, with {path} (the file's path under the server's root).
+    shell: a selector found only on this frontend's pages (its application shell), to tell the two apart.
+    shot_prefix: what its screenshots' names start with, so both frontends' pictures sit side by side.
+    """
+    app: str
+    title: str
+    document_route: str
+    shell: str
+    shot_prefix: str
+
+    def document_path(self, path: str) -> str:
+        return self.document_route.format(path=path)
+
+    def shot(self, step: str) -> str:
+        """The name of this frontend's screenshot of `step` (e.g. "01-notebook-open")."""
+        return self.shot_prefix + step
+
+
+JUPYTERLAB = Frontend(app="lab", title="JupyterLab", document_route="/lab/tree/{path}", shell=".jp-LabShell",
+                      shot_prefix="")
+#: Notebook 7 (`jupyter notebook`, the `notebook` package >= 7): one document a tab, built from JupyterLab's
+#: components, so the notebook's own DOM (cells, outputs, toolbar, menu bar) is JupyterLab's.
+NOTEBOOK7 = Frontend(app="notebook", title="Notebook 7", document_route="/notebooks/{path}",
+                     shell="body[data-notebook='notebooks']", shot_prefix="11-nb7-")
+
+
+class JupyterServer:
+    """`jupyter APP` (lab or notebook) from this environment, in a course folder, on a free loopback port with a
+    random token."""
+
+    def __init__(self, app: str, course: Path, scratch: Path):
+        self.app, self.course, self.scratch = app, course, scratch
         self.env = private_jupyter_env(course, scratch)
         self.port = free_port()
         self.token = secrets.token_hex(16)
-        self.log = scratch / "jupyter-lab.log"
+        self.log = scratch / f"jupyter-{app}.log"
         self.process: subprocess.Popen | None = None
         self.started_at = 0.0
 
@@ -122,7 +158,7 @@ class LabServer:
 
     def start(self) -> None:
         self.started_at = time.monotonic()
-        command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+        command = [sys.executable, "-m", "jupyter", self.app, "--no-browser", "--allow-root",
                    "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
                    f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.course}"]
         with open(self.log, "wb") as log:
@@ -137,7 +173,7 @@ class LabServer:
         deadline = self.started_at + deadline_seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(f"jupyter {self.app} exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(self.url("/api/status"), timeout=5) as response:
                     if response.status == 200:
@@ -145,7 +181,7 @@ class LabServer:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.2)
-        raise TimeoutError(f"jupyter lab did not answer within {deadline_seconds:.0f} s:\n{self.log_tail()}")
+        raise TimeoutError(f"jupyter {self.app} did not answer within {deadline_seconds:.0f} s:\n{self.log_tail()}")
 
     def log_tail(self, characters: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-characters:] if self.log.exists() else "(no log)"

@@ -1,7 +1,8 @@
-"""The course as a student and an instructor meet it: JupyterLab in a real browser (the system's Chromium,
-driven by Playwright), nothing mocked.
+"""The course as a student and an instructor meet it: JupyterLab and Jupyter Notebook 7 in a real browser
+(the system's Chromium, driven by Playwright), nothing mocked.
 
-What it proves, on a scratch copy of the course served by this environment's `jupyter lab`:
+What it proves, for each of the two frontends students open the notebooks in (the student's tests run once
+with `jupyter lab` and once with `jupyter notebook`, each on a scratch course of its own):
 
 - the release notebook of 01_neuron opens and its kernel comes up idle (and how long that takes);
 - a student who types answers into the editor and runs Run > Run All Cells sees, on the page, a green pass
@@ -9,11 +10,13 @@ What it proves, on a scratch copy of the course served by this environment's `ju
   one, one red `CheckFailed` line instead of a traceback, rendered figures, and nothing else on stderr;
 - nbgrader's Validate button in the notebook toolbar reports the failed check with its diagnosis, and only
   the checks that fail;
-- formgrader, opened from JupyterLab's Nbgrader menu, lists the submissions `./course grade` graded with
-  their scores, and generates a student's feedback.
 
-Screenshots of every step and the timings go to test-artifacts/browser/. Without Playwright or Chromium the
-tests are skipped, with the reason and how to install them (`./course test` installs both).
+and, in JupyterLab, that formgrader, opened from the Nbgrader menu, lists the submissions `./course grade`
+graded with their scores, and generates a student's feedback.
+
+Screenshots of every step (Notebook 7's are named 11-nb7-*) and the timings go to test-artifacts/browser/.
+Without Playwright or Chromium the tests are skipped, with the reason and how to install them (`./course test`
+installs both).
 """
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ from graders.tooling.course import nbgrader_meta, notebook_path, read_notebook, 
 from graders.tooling.examples import load_class, make_submission, replace_function, strip_solution_markers
 from graders.checks.runner import run_exercise
 from graders.tooling.reference import reference
-from tests.browser import CHROMIUM_ARGS, VIEWPORT, Artifacts, LabServer, Stopwatch, chromium_path, why_no_browser
+from tests.browser import (CHROMIUM_ARGS, JUPYTERLAB, NOTEBOOK7, VIEWPORT, Artifacts, JupyterServer, Stopwatch,
+                           chromium_path, why_no_browser)
 from tests.helpers import COURSE, copy_course
 
 try:
@@ -56,6 +60,8 @@ WRONG_SIGMOID_GRAD = "def sigmoid_grad(z):\n    return sigmoid(z) * (1 - z)\n"
 WRONG_SIGMOID_GRAD_NUMBERS = "expected 0.104994, got -0.880797"
 WRONG_SIGMOID_GRAD_CAUSE = "sigmoid(z) * (1 - z): the derivative must use sigmoid(z) in both factors."
 STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+#: The fixture that serves each frontend to the student (below).
+SERVED_BY = {JUPYTERLAB: "lab", NOTEBOOK7: "notebook7"}
 
 
 def solution_cell_source(grade_id: str) -> str:
@@ -84,8 +90,8 @@ def new_page(browser):
 
 
 def open_menu_item(page, menu: str, item: str) -> None:
-    """Click `menu` in JupyterLab's menu bar, then `item` in it (exact labels: "Formgrader" is not
-    "Formgrader (local)")."""
+    """Click `menu` in the menu bar (JupyterLab's and Notebook 7's are the same widget), then `item` in it
+    (exact labels: "Formgrader" is not "Formgrader (local)")."""
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{re.escape(menu)}$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
 
@@ -96,8 +102,14 @@ def code_cell(page, source_text: str):
 
 
 def wait_for_idle_kernel(page) -> None:
-    """The status bar reads "<kernel name> | Idle" (before that: Connecting, Starting, Busy)."""
-    expect(page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$"))).to_be_visible()
+    """The notebook's toolbar names its kernel and its execution indicator reads idle: the kernel is up and
+    nothing is running or queued. Both frontends have this toolbar (Notebook 7 has no status bar). The name
+    matters: before the notebook has a kernel the toolbar says "No Kernel" and the indicator already reads idle;
+    then it goes Initializing, Connecting, Idle. (JupyterLab's status bar would do for the start, but it reads
+    Idle between the cells of a Run All; the indicator stays busy until the last one.)"""
+    toolbar = page.locator(".jp-NotebookPanel-toolbar").filter(
+        has=page.locator(".jp-Toolbar-kernelName", has_not_text="No Kernel"))
+    expect(toolbar.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_visible()
 
 
 def type_into_cell(page, cell, code: str) -> None:
@@ -166,10 +178,18 @@ def course_command(course, *args: str) -> str:
     return run.stdout
 
 
+def assert_check_data_beside_the_notebook(root) -> None:
+    """The visible checks read their data from the notebook's folder: without it every check cell fails."""
+    folder = (root / NOTEBOOK).parent
+    missing = [name for name in (f"checks_{ASSIGNMENT}.json", f"checks_{ASSIGNMENT}.npz")
+               if not (folder / name).is_file()]
+    assert not missing, f"{folder} has no {', '.join(missing)}: `./course build {ASSIGNMENT}` writes them"
+
+
 @pytest.fixture(scope="module")
 def course(tmp_path_factory, artifacts):
-    """A scratch course with 01_neuron built (so the gradebook knows the assignment) and ada's and cleo's
-    submissions graded by `./course grade`."""
+    """A scratch course with 01_neuron built (so the gradebook knows the assignment, and release/ holds the
+    notebook and its check data) and ada's and cleo's submissions graded by `./course grade`."""
     root = tmp_path_factory.mktemp("browser-course")
     copy_course(root, ("nbgrader_config.py", "source", "release"))
     with Stopwatch() as watch:
@@ -180,6 +200,17 @@ def course(tmp_path_factory, artifacts):
             nbformat.write(make_submission(ASSIGNMENT, EXAMPLE_CLASS.SUBMISSIONS[ASSIGNMENT][student]), str(target))
         course_command(root, "grade", ASSIGNMENT)
     artifacts.time("course: build 01_neuron, grade 2 submissions", watch.seconds)
+    assert_check_data_beside_the_notebook(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def student_course(tmp_path_factory):
+    """The folder a student runs Notebook 7 in: this clone's release/ as it is (each notebook beside its check
+    data) and nbgrader_config.py (Validate reads it). A course of its own, because JupyterLab's Validate saves
+    the typed answers and outputs into the other course's notebook."""
+    root = copy_course(tmp_path_factory.mktemp("student-course"), ("nbgrader_config.py", "release"))
+    assert_check_data_beside_the_notebook(root)
     return root
 
 
@@ -192,47 +223,66 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture(scope="module")
-def lab(course, browser, tmp_path_factory, artifacts):
-    """One JupyterLab server for the module, started once the browser is up, so that its clock measures
-    Jupyter, not Chromium's start."""
-    server = LabServer(course, tmp_path_factory.mktemp("jupyter"))
+def serve(frontend, course, tmp_path_factory, artifacts):
+    """`jupyter lab` or `jupyter notebook` on `course` until the module is done; its start is timed."""
+    server = JupyterServer(frontend.app, course, tmp_path_factory.mktemp(f"jupyter-{frontend.app}"))
     server.start()
     try:
-        artifacts.time("jupyter lab start -> server answers", server.wait_until_ready())
+        artifacts.time(f"jupyter {frontend.app} start -> server answers", server.wait_until_ready())
         yield server
     finally:
         server.stop()
 
 
 @pytest.fixture(scope="module")
-def notebook(lab, browser, artifacts):
-    """The student's release notebook, open, its kernel idle."""
+def lab(course, browser, artifacts, tmp_path_factory):
+    """One JupyterLab server for the module (the student's and the instructor's), started once the browser
+    is up, so that its clock measures Jupyter, not Chromium's start."""
+    yield from serve(JUPYTERLAB, course, tmp_path_factory, artifacts)
+
+
+@pytest.fixture(scope="module")
+def notebook7(student_course, browser, artifacts, tmp_path_factory):
+    """One Notebook 7 server, on the student's course."""
+    yield from serve(NOTEBOOK7, student_course, tmp_path_factory, artifacts)
+
+
+@pytest.fixture(scope="module", params=list(SERVED_BY), ids=lambda frontend: frontend.title.replace(" ", ""))
+def frontend(request):
+    """Each frontend in turn: every test of the student runs once in JupyterLab, once in Notebook 7."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def notebook(frontend, browser, artifacts, request):
+    """The student's release notebook, open in `frontend`, its kernel idle."""
+    server = request.getfixturevalue(SERVED_BY[frontend])
     page = new_page(browser)
     opened = time.monotonic()
-    page.goto(lab.url(f"/lab/tree/{NOTEBOOK}"))
+    page.goto(server.url(frontend.document_path(NOTEBOOK)))
     expect(page.locator(".jp-Notebook h1", has_text="Assignment 01")).to_be_visible()
-    artifacts.time("notebook URL -> first cells rendered", time.monotonic() - opened)
+    artifacts.time(f"{frontend.title}: notebook URL -> first cells rendered", time.monotonic() - opened)
     wait_for_idle_kernel(page)
-    artifacts.time("notebook URL -> kernel idle", time.monotonic() - opened)
-    artifacts.time("jupyter lab start -> notebook rendered, kernel idle", time.monotonic() - lab.started_at)
-    artifacts.shoot(page, "01-notebook-open")
+    artifacts.time(f"{frontend.title}: notebook URL -> kernel idle", time.monotonic() - opened)
+    artifacts.time(f"jupyter {frontend.app} start -> notebook rendered, kernel idle",
+                   time.monotonic() - server.started_at)
+    artifacts.shoot(page, frontend.shot("01-notebook-open"))
     yield page
     page.close()
 
 
 @pytest.fixture(scope="module")
-def ran_all(notebook, artifacts):
+def ran_all(notebook, frontend, artifacts):
     """The notebook after the student typed three answers (one of them wrong) and ran every cell."""
     page = notebook
     with Stopwatch() as watch:
         for finder, code in student_answers():
             type_into_cell(page, code_cell(page, finder), code)
-    artifacts.time("type 3 answers", watch.seconds)
-    artifacts.shoot(page, "02-answers-typed", code_cell(page, "def sigmoid_grad("))
+    artifacts.time(f"{frontend.title}: type 3 answers", watch.seconds)
+    artifacts.shoot(page, frontend.shot("02-answers-typed"), code_cell(page, "def sigmoid_grad("))
     with Stopwatch() as watch:
         run_all_cells(page)
-    artifacts.time("Run All Cells -> every cell ran, kernel idle", watch.seconds)
+    artifacts.time(f"{frontend.title}: Run All Cells -> every cell ran, kernel idle", watch.seconds)
     return page
 
 
@@ -271,10 +321,11 @@ def test_the_answers_get_the_verdicts_the_page_is_checked_for():
     assert WRONG_SIGMOID_GRAD_NUMBERS in report.text() and WRONG_SIGMOID_GRAD_CAUSE in report.text(), report.text()
 
 
-def test_the_release_notebook_opens_with_its_kernel_idle(notebook, artifacts):
+def test_the_release_notebook_opens_with_its_kernel_idle(notebook, frontend, artifacts):
+    expect(notebook.locator(frontend.shell)).to_have_count(1)  # this frontend's page, not the other's
     expect(notebook.locator(".jp-Notebook .jp-Cell")).to_have_count(len(read_notebook(COURSE / NOTEBOOK).cells))
     expect(code_cell(notebook, "def cosine_similarity(")).to_have_count(1)
-    assert artifacts.timings["jupyter lab start -> notebook rendered, kernel idle"] < 60
+    assert artifacts.timings[f"jupyter {frontend.app} start -> notebook rendered, kernel idle"] < 60
 
 
 def test_typed_answers_are_in_the_editors_as_typed(ran_all):
@@ -282,9 +333,9 @@ def test_typed_answers_are_in_the_editors_as_typed(ran_all):
         assert editor_text(code_cell(ran_all, finder)) == code, finder
 
 
-def test_a_correct_answer_shows_a_green_pass_line(ran_all, artifacts):
+def test_a_correct_answer_shows_a_green_pass_line(ran_all, frontend, artifacts):
     cell = code_cell(ran_all, 'check("cosine_similarity")')
-    artifacts.shoot(ran_all, "03-pass-line", cell)
+    artifacts.shoot(ran_all, frontend.shot("03-pass-line"), cell)
     outputs = cell.locator(".jp-OutputArea-output")
     expect(outputs).to_have_count(1)
     expect(outputs).to_have_attribute("data-mime-type", "text/html")
@@ -293,9 +344,9 @@ def test_a_correct_answer_shows_a_green_pass_line(ran_all, artifacts):
     assert headline.evaluate("e => getComputedStyle(e).color") == "rgb(26, 127, 55)"  # green survived sanitizing
 
 
-def test_a_wrong_answer_shows_its_diagnosis_in_red(ran_all, artifacts):
+def test_a_wrong_answer_shows_its_diagnosis_in_red(ran_all, frontend, artifacts):
     cell = code_cell(ran_all, 'check("sigmoid_grad")')
-    artifacts.shoot(ran_all, "04-diagnosis", cell)
+    artifacts.shoot(ran_all, frontend.shot("04-diagnosis"), cell)
     report = cell.locator(".jp-OutputArea-output[data-mime-type='text/html'] .nnfs-check")
     expect(report).to_have_count(1)
     expect(report).to_contain_text("✗ sigmoid_grad: 0 of 1 visible checks passed")
@@ -314,10 +365,10 @@ def test_a_failed_check_ends_in_one_red_line_not_a_traceback(ran_all):
     expect(error.locator(".ansi-red-fg")).to_have_text("CheckFailed")
 
 
-def test_figures_render_as_images(ran_all, artifacts):
+def test_figures_render_as_images(ran_all, frontend, artifacts):
     images = ran_all.locator(".jp-OutputArea-output[data-mime-type='image/png'] img")
     expect(images.first).to_be_visible()
-    artifacts.shoot(ran_all, "05-figure", images.first)
+    artifacts.shoot(ran_all, frontend.shot("05-figure"), images.first)
     widths = [image.evaluate("e => e.complete ? e.naturalWidth : 0") for image in images.all()]
     assert len(widths) >= 2 and min(widths) >= 300, widths
 
@@ -333,7 +384,7 @@ def test_only_failed_checks_write_to_stderr(ran_all):
     assert "sigmoid_grad" in failed and not {"cosine_similarity", "sigmoid"} & set(failed), failed
 
 
-def test_the_validate_button_reports_the_failed_check_with_its_diagnosis(ran_all, artifacts):
+def test_the_validate_button_reports_the_failed_check_with_its_diagnosis(ran_all, frontend, artifacts):
     page = ran_all
     button = page.locator(".jp-NotebookPanel-toolbar jp-button.validate-button")
     expect(button).to_have_text("Validate")
@@ -341,7 +392,7 @@ def test_the_validate_button_reports_the_failed_check_with_its_diagnosis(ran_all
         button.click()  # saves the notebook, then nbgrader validates the saved file in a fresh kernel
         dialog = page.locator(".jp-Dialog", has_text="Validation Results")
         expect(dialog).to_be_visible(timeout=3 * TIMEOUT_MS)
-    artifacts.time("Validate button -> results dialog", watch.seconds)
+    artifacts.time(f"{frontend.title}: Validate button -> results dialog", watch.seconds)
     message = dialog.locator("#validation-message")
     expect(message).to_have_class(re.compile(r"\bvalidation-failed\b"))
     failed_cells = [s for s in message.locator(".jp-RenderedText pre").all_inner_texts() if s.startswith("from graders")]
@@ -349,7 +400,7 @@ def test_the_validate_button_reports_the_failed_check_with_its_diagnosis(ran_all
     assert not any(re.search(r'check\("(cosine_similarity|sigmoid)"\)', s) for s in failed_cells), failed_cells
     diagnosis = message.locator(".jp-RenderedText pre", has_text="✗ sigmoid_grad")
     expect(diagnosis).to_have_count(1)
-    artifacts.shoot(page, "06-validate-dialog", diagnosis)
+    artifacts.shoot(page, frontend.shot("06-validate-dialog"), diagnosis)
     expect(diagnosis).to_contain_text(WRONG_SIGMOID_GRAD_NUMBERS)
     expect(diagnosis).to_contain_text("likely cause:")
     expect(diagnosis).to_contain_text("sigmoid(z) * (1 - z)")
