@@ -142,3 +142,23 @@ def test_check_prints_a_pass_line_and_raises_a_short_error_on_failure(capsys):
     with pytest.raises(CheckFailed, match="sigmoid: 1 hidden check"):
         check("sigmoid", hidden=True, namespace=namespace)
     assert "overflow" in capsys.readouterr().out
+
+
+def test_hidden_inputs_come_from_the_grading_runs_secret_and_hide_their_expected_values():
+    """The same hidden check draws other inputs under another run's secret, the same under the same secret, and
+    its failure shows what came back and the likely cause but not the hidden expected values."""
+    from graders.checks.runner import _seed, run_exercise
+    fixed = np.random.default_rng(_seed("sigmoid", "x")).normal(size=3)
+    one = np.random.default_rng(_seed("sigmoid", "x", b"run one")).normal(size=3)
+    again = np.random.default_rng(_seed("sigmoid", "x", b"run one")).normal(size=3)
+    other = np.random.default_rng(_seed("sigmoid", "x", b"run two")).normal(size=3)
+    assert np.array_equal(one, again) and not np.allclose(one, other) and not np.allclose(one, fixed)
+
+    from graders.tooling.reference import reference
+    namespace = dict(reference("01_neuron"), sigmoid_grad=lambda z: 0.25 * np.ones_like(z))
+    hidden = run_exercise("sigmoid_grad", namespace, "hidden", secret=b"run one", show_hidden_expected=False)
+    assert not hidden.passed
+    details = [label for result in hidden.results for label, _ in result.details]
+    assert "got" in details and "expected" not in details
+    shown = run_exercise("sigmoid_grad", namespace, "hidden", secret=b"run one")
+    assert "expected" in [label for result in shown.results for label, _ in result.details]

@@ -1,6 +1,7 @@
 """Running an exercise's checks: `check("sigmoid")` in a test cell, `run_exercise` in the grader."""
 from __future__ import annotations
 
+import hashlib
 import sys
 import zlib
 
@@ -13,12 +14,24 @@ from .report import Report, Result, _short_error_in_ipython, show
 from .tester import Tester
 
 
-def _seed(exercise: str, description: str) -> int:
-    return zlib.crc32(f"{exercise}/{description}".encode())
+def _seed(exercise: str, description: str, secret: bytes | None = None):
+    """A check's seed: fixed by its name (visible checks, whose inputs the check data records), or drawn from a
+    grading run's secret as well (hidden checks when a class is graded), so that no student can reproduce the
+    hidden inputs of a run. Returns an int, or a SeedSequence entropy list."""
+    if secret is None:
+        return zlib.crc32(f"{exercise}/{description}".encode())
+    digest = hashlib.sha256(secret + f"\0{exercise}/{description}".encode()).digest()
+    return [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 32, 4)]
 
 
-def _failed(description: str, failure: Failure, notes) -> Result:
-    return Result(description, False, failure.summary, tuple(failure.details()), tuple(notes))
+#: Details of a failed hidden check that a student does not see unless the instructor asks for them: the hidden
+#: expected values (what came back, the likely cause and where to look are always shown).
+HIDDEN_DETAILS = ("expected",)
+
+
+def _failed(description: str, failure: Failure, notes, hide: tuple = ()) -> Result:
+    details = tuple((label, text) for label, text in failure.details() if label not in hide)
+    return Result(description, False, failure.summary, details, tuple(notes))
 
 
 def default_expected(assignment: str, level: str):
@@ -42,12 +55,16 @@ def default_expected(assignment: str, level: str):
                        f"or set {expected_sources.DATA_PATH_VARIABLE} to the folder that holds those two files.")
 
 
-def run_exercise(exercise: str, namespace: dict, level: str = "visible", expected=None) -> Report:
+def run_exercise(exercise: str, namespace: dict, level: str = "visible", expected=None, *,
+                 secret: bytes | None = None, show_hidden_expected: bool = True) -> Report:
     """Run the checks of one exercise at one level against a namespace of student functions.
 
     Inputs:
       exercise: a contract function's name. namespace: name -> the student's function (or a stand-in).
       level: "visible" or "hidden". expected: a source of expected values; by default `default_expected`.
+      secret: a grading run's secret; hidden checks then draw their inputs from it (see `_seed`).
+      show_hidden_expected: whether a failed hidden check shows the expected values (the grader passes False
+        unless the instructor's config asks for them; a self-learner's own run shows them).
     Returns:
       a Report with one Result per check (a check after a "not written yet" is not run).
     """
@@ -60,16 +77,18 @@ def run_exercise(exercise: str, namespace: dict, level: str = "visible", expecte
     except Failure as failure:
         return Report(exercise, level, [_failed("the check data", failure, ())])
     results = []
+    hidden_run = level == "hidden"
+    hide = () if show_hidden_expected or not hidden_run else HIDDEN_DETAILS
     for chk in found:
-        tester = Tester(chk.assignment, exercise, namespace, np.random.default_rng(_seed(exercise, chk.description)),
-                        expected=expected)
+        seed = _seed(exercise, chk.description, secret if hidden_run else None)
+        tester = Tester(chk.assignment, exercise, namespace, np.random.default_rng(seed), expected=expected)
         try:
             chk.func(tester)
         except NotWritten as failure:
-            results.append(_failed(chk.description, failure, tester.notes))
+            results.append(_failed(chk.description, failure, tester.notes, hide))
             break  # every other check would say the same
         except Failure as failure:
-            results.append(_failed(chk.description, failure, tester.notes))
+            results.append(_failed(chk.description, failure, tester.notes, hide))
         except expected_sources.MissingAnswer as missing:
             results.append(_failed(chk.description, Failure(
                 f"This check has no expected value for what it asked: {missing}.",
