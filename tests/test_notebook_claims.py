@@ -1,0 +1,842 @@
+"""Every worked number the notebooks' markdown states is what the code computes.
+
+Each test recomputes a stated number, from the reference solutions (`reference(assignment)`, the source notebooks'
+solution cells) or from plain NumPy, and finds the number in the markdown with a regular expression: a change on
+either side (the text or the code) fails the test. A stated number must equal the recomputed one rounded to the
+digits it shows. Claims that are not numbers (a citation, a convention) are pinned by the phrase that states them,
+next to the behaviour they describe.
+
+"""
+import ast
+import functools
+import math
+import re
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from graders.tooling.course import notebook_path, read_notebook
+from graders.tooling.reference import namespace_from_cells, reference, reference_cells
+
+pytestmark = pytest.mark.unit
+
+NUM = r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)"
+LIST = r"(\[[^`]*\])"
+
+
+@functools.lru_cache(maxsize=None)
+def _cells(assignment: str) -> tuple:
+    return tuple(read_notebook(notebook_path(assignment, "source")).cells)
+
+
+@functools.lru_cache(maxsize=None)
+def markdown(assignment: str) -> str:
+    """All markdown cells of an assignment's source notebook, joined by blank lines."""
+    return "\n\n".join(cell.source for cell in _cells(assignment) if cell.cell_type == "markdown")
+
+
+def code_defining(assignment: str, name: str) -> str:
+    """The source of the one non-solution code cell that defines `name` (a figure's helper), up to its `try:`."""
+    sources = [cell.source for cell in _cells(assignment)
+               if cell.cell_type == "code" and f"def {name}(" in cell.source
+               and not cell.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    assert len(sources) == 1, f"{assignment}: {len(sources)} code cells define {name}"
+    return sources[0].split("\ntry:")[0]
+
+
+def solution_source(assignment: str, grade_id: str) -> str:
+    sources = [cell.source for cell in _cells(assignment)
+               if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id]
+    assert len(sources) == 1, f"{assignment}: no cell {grade_id}"
+    return sources[0]
+
+
+def stated(pattern: str, text: str) -> tuple:
+    """The groups of the one match of `pattern` in `text`. In the pattern, a space matches any run of whitespace and
+    `.` matches newlines too (the markdown wraps its sentences); `<num>` captures a number and `<list>` a list literal
+    up to its closing backtick."""
+    pattern = pattern.replace(" ", r"\s+").replace("<num>", NUM).replace("<list>", LIST)
+    found = re.findall(pattern, text, flags=re.DOTALL)
+    assert len(found) == 1, f"{pattern!r} matched {len(found)} times"
+    return found[0] if isinstance(found[0], tuple) else (found[0],)
+
+
+def assert_rounds_to(text_number: str, value: float) -> None:
+    """`text_number` is `value` rounded to the digits it shows (half a unit in its last place)."""
+    ulp = 10.0 ** Decimal(text_number).as_tuple().exponent
+    assert abs(float(text_number) - value) <= 0.5 * ulp + 1e-12, \
+        f"the notebook states {text_number}, the code gives {value!r}"
+
+
+def assert_all_round_to(text_numbers, values) -> None:
+    values = np.ravel(values)
+    assert len(text_numbers) == len(values), (text_numbers, values)
+    for text_number, value in zip(text_numbers, values):
+        assert_rounds_to(text_number, float(value))
+
+
+def numbers(text: str) -> list[str]:
+    """The numbers of a stated list or table row, as strings, in order."""
+    return re.findall(NUM, text)
+
+
+def array(text: str) -> np.ndarray:
+    """A NumPy array from a stated literal such as `[[1, 2], [0, -1]]` or NumPy's printed `[[0 1], [4 5]]`."""
+    return np.array(ast.literal_eval(re.sub(r"(?<=\d)\s+(?=-?\d)", ", ", text)), dtype=np.float64)
+
+
+def order_of_magnitude(value: float) -> int:
+    return round(math.log10(abs(value)))
+
+
+# ---- 01 The neuron ----------------------------------------------------------------------------------------------
+
+def test_01_neuron_worked_example():
+    md, ref = markdown("01_neuron"), reference("01_neuron")
+    x, w, b = stated(r"`x = <list>`, `w = <list>`, `b = <num>`", md)
+    dot, with_bias, relu_in, out = stated(r"= <num>`, plus the bias gives `<num>"
+                                          r"`, and `relu\(<num>\) = <num>`", md)
+    x, w, b = array(x), array(w), float(b)
+    assert_rounds_to(dot, np.dot(w, x))
+    assert_rounds_to(with_bias, np.dot(w, x) + b)
+    assert_rounds_to(relu_in, np.dot(w, x) + b)
+    assert_rounds_to(out, ref["neuron"](x, w, b))
+
+
+def test_01_two_linear_layers_cancel_and_a_relu_between_them_gives_abs():
+    md, relu = markdown("01_neuron"), reference("01_neuron")["relu"]
+    W1, W2 = (array(s) for s in stated(r"`W1 = <list>` .*? `W2 = <list>`", md))
+    x = np.linspace(-3, 3, 13)[:, None]
+    assert np.allclose(x @ W1 @ W2, 0.0)
+    assert "`relu(x) + relu(-x) = |x|`" in md
+    assert np.allclose(relu(x @ W1) @ W2, np.abs(x))
+
+
+def test_01_polarizer_caveat_amplitude_is_signed_intensity_is_cos_squared():
+    md, cosine = markdown("01_neuron"), reference("01_neuron")["cosine_similarity"]
+    assert "`cos² θ` (Malus's law)" in md and "amplitude" in md
+    axis = np.array([1.0, 0.0])
+    for theta in np.linspace(0, np.pi, 7):
+        x = np.array([np.cos(theta), np.sin(theta)])
+        assert cosine(x, axis) == pytest.approx(np.cos(theta), abs=1e-12)   # signed, like the field amplitude
+    assert cosine(-axis, axis) == -1.0 and np.cos(np.pi) ** 2 == 1.0           # intensity cannot tell 0° from 180°
+
+
+def test_01_sigmoid_is_exactly_one_at_40():
+    md, sigmoid = markdown("01_neuron"), reference("01_neuron")["sigmoid"]
+    (z,) = stated(r"\$\\sigma\(<num>\) = 1\$ exactly in float64", md)
+    assert float(sigmoid(float(z))) == 1.0
+    assert 1.0 / (1.0 + np.exp(-float(z))) == 1.0
+
+
+def test_01_sigmoid_factors_alone_give_at_most_a_quarter_per_layer():
+    md, sigmoid_grad = markdown("01_neuron"), reference("01_neuron")["sigmoid_grad"]
+    z = np.linspace(-10, 10, 20001)
+    assert sigmoid_grad(z).max() == pytest.approx(0.25, abs=1e-12)
+    base, power, exponent = stated(r"at most \$<num>\^\{(\d+)\} \\approx 10\^\{(-?\d+)\}\$", md)
+    assert float(base) == pytest.approx(sigmoid_grad(z).max()) and int(power) == 10
+    assert order_of_magnitude(float(base) ** int(power)) == int(exponent)
+    assert "4^{10}" not in md
+
+
+def test_01_gelu_exact_and_tanh_forms_differ_by_at_most_4_7e_4():
+    md, gelu = markdown("01_neuron"), reference("01_neuron")["gelu"]
+    z = np.linspace(-10, 10, 400001)
+    exact = 0.5 * z * (1.0 + np.frompyfunc(math.erf, 1, 1)(z / math.sqrt(2.0)).astype(np.float64))
+    gap = np.abs(gelu(z) - exact)
+    where = abs(z[np.argmax(gap)])
+    largest, near = stated(r"differs from the approximation by at most about <num>"
+                           r", the largest gap being near \$\|z\| \\approx <num>\$", md)
+    assert_rounds_to(largest, gap.max())
+    assert_rounds_to(near, where)
+    (pitfall,) = stated(r"\| GELU off by up to ~<num> \|", md)
+    assert_rounds_to(pitfall, gap.max())
+
+
+def test_01_one_sided_and_centered_differences_of_x_cubed():
+    md, numerical_gradient = markdown("01_neuron"), reference("01_neuron")["numerical_gradient"]
+    one_sided, centered = stated(r"one-sided, \$\(f\(1\.001\) - f\(1\)\)/0\.001 = <num>"
+                                 r"\$; centered, \$\(f\(1\.001\) - f\(0\.999\)\)/0\.002 = <num>\$", md)
+    f = lambda x: float(np.sum(np.asarray(x) ** 3))
+    one_sided_value = (f(1.001) - f(1.0)) / 0.001
+    centered_value = float(numerical_gradient(f, np.array([1.0]), eps=1e-3)[0])
+    assert_rounds_to(one_sided, one_sided_value)
+    assert_rounds_to(centered, centered_value)
+    error_one, error_centered = stated(r"The one-sided error \(\$<num>\$\) shrinks like \$\\varepsilon\$, "
+                                       r"the centered one \(\$<num>\$\)", md)
+    assert_rounds_to(error_one, one_sided_value - 3.0)
+    assert_rounds_to(error_centered, centered_value - 3.0)
+    assert round((one_sided_value - 3.0) / (centered_value - 3.0), -3) == 3000
+    assert "about three thousand times smaller here" in " ".join(md.split())
+
+
+def test_01_bce_example_and_first_loss():
+    md, ref = markdown("01_neuron"), reference("01_neuron")
+    first, second, mean = stated(r"\$\\ell\(0, 1\) = \\log 2 = <num>\$ and \$\\ell\(2, 0\) = 2 \+ "
+                                 r"\\log\(1 \+ e\^\{-2\}\) = <num>\$; the mean is `<num>`", md)
+    bce = ref["bce_with_logits"]
+    assert_rounds_to(first, bce(np.array([0.0]), np.array([1.0])))
+    assert_rounds_to(second, bce(np.array([2.0]), np.array([0.0])))
+    assert_rounds_to(mean, bce(np.array([0.0, 2.0]), np.array([1.0, 0.0])))
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = (X[:, 0] > 0).astype(float)
+    losses = ref["train_logistic_regression"](X, y, steps=1)[2]
+    (always,) = stated(r"`losses\[0\]` is always \$\\log 2 \\approx <num>\$", md)
+    (table,) = stated(r"\| starts at <num> and falls smoothly", md)
+    assert_rounds_to(always, losses[0])
+    assert_rounds_to(table, losses[0])
+
+
+# ---- 02 The MLP (read-only here: its owner fixes its text) ------------------------------------------------------
+
+SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+
+
+def test_02_initialization_table():
+    md = markdown("02_mlp")
+    (fan_in,) = stated(r"A layer with `fan_in = (\d+)` inputs", md)
+    rows = [line for line in md.splitlines() if re.match(r"\| (1\.0 |0\.01 |√\()", line)]
+    assert len(rows) == 3
+    for row in rows:
+        std_cell, var_cell, after_cell, factor_cell, depth_cell = (c.strip() for c in row.strip("|").split("|"))
+        std = float(numbers(std_cell)[-1])
+        var_z = int(fan_in) * std ** 2                        # a sum of fan_in independent unit-variance terms
+        after_relu = var_z / 2                                # the second moment a ReLU keeps
+        assert_rounds_to(numbers(var_cell)[0], var_z)
+        assert_rounds_to(numbers(after_cell)[0], after_relu)
+        assert_rounds_to(numbers(factor_cell)[0], math.sqrt(after_relu))
+        magnitude = depth_cell.split("≈")[-1].split("(")[0].strip().translate(SUPERSCRIPT)
+        expected = math.sqrt(after_relu) ** 10
+        if magnitude == "1":
+            assert expected == pytest.approx(1.0)
+        else:
+            assert magnitude.startswith("10") and order_of_magnitude(expected) == int(magnitude[2:])
+
+
+def test_02_relu_keeps_half_the_second_moment_not_the_variance():
+    md = markdown("02_mlp")
+    z = np.random.default_rng(0).normal(size=1_000_000)
+    kept = np.maximum(z, 0.0)
+    assert np.mean(kept ** 2) == pytest.approx(0.5, abs=0.005)
+    assert np.var(kept) == pytest.approx(0.5 - 1 / (2 * np.pi), abs=0.005)
+    assert "keeps half the variance" not in md
+
+
+def test_02_halving_twenty_times_is_a_millionfold():
+    md = markdown("02_mlp")
+    (layers,) = stated(r"If each layer shrinks the signal by half, (\w+) layers shrink it a million times", md)
+    assert layers == "twenty" and order_of_magnitude(2 ** 20) == 6
+
+
+def test_02_parameter_count_of_a_small_mlp():
+    md, init_mlp = markdown("02_mlp"), reference("02_mlp")["init_mlp"]
+    sizes, total = stated(r"Small numbers: `layer_sizes = (\[[\d, ]+\])` gives .*? = (\d+) numbers", md)
+    params = init_mlp(ast.literal_eval(sizes), np.random.default_rng(0))
+    assert sum(p.size for p in params.values()) == int(total)
+
+
+def test_02_dense_layer_example():
+    md, ref = markdown("02_mlp"), reference("02_mlp")
+    X, W, b, XW, out, after = stated(r"`X = <list>` \(2 examples, 3 features\), `W = <list>`\s+"
+                                     r"\(2 neurons\), `b = <list>`: `X @ W = <list>` and "
+                                     r"`out = <list>`.\s+After `relu`: `<list>`", md)
+    computed, _ = ref["dense_forward"](array(X), array(W), array(b))
+    assert np.array_equal(array(X) @ array(W), array(XW))
+    assert np.array_equal(computed, array(out))
+    assert np.array_equal(ref["relu_forward"](computed)[0], array(after))
+
+
+def _linear_pieces(y: np.ndarray, dx: float) -> int:
+    slopes = np.round(np.diff(y) / dx, 6)
+    return 1 + int(np.count_nonzero(np.diff(slopes)))
+
+
+def test_02_tent_map_pieces_deep_and_wide():
+    md, relu = markdown("02_mlp"), lambda z: reference("02_mlp")["relu_forward"](z)[0]
+    assert "`f(x) = 2·relu(x) - 4·relu(x - 0.5)`" in md
+    tent = lambda x: 2 * relu(x) - 4 * relu(x - 0.5)
+    x = np.linspace(0.0, 1.0, 2 ** 12 + 1)
+    assert tent(np.array(0.5)) == 1.0 and tent(np.array(1.0)) == 0.0
+    deep = x
+    for _ in range(4):                               # 4 layers of 2 units: 8 units
+        deep = tent(deep)
+    units, deep_pieces, wide_pieces = stated(r"With (\d+) units: (\d+) pieces deep,\s+at most (\d+) wide", md)
+    assert int(units) == 8
+    assert _linear_pieces(deep, x[1] - x[0]) == int(deep_pieces)
+    kinks = np.random.default_rng(0).choice(x[1:-1], size=int(units), replace=False)   # one layer: a kink a unit
+    slopes = np.random.default_rng(1).normal(size=int(units))
+    wide = sum(s * relu(x - k) for s, k in zip(slopes, kinks))
+    assert _linear_pieces(wide, x[1] - x[0]) == int(wide_pieces)
+    (regions,) = stated(r"One layer of 6 units: 6 straight creases across the plane \(at most (\d+) regions\)", md)
+    assert int(regions) == 1 + 6 + math.comb(6, 2)   # lines in general position
+
+
+def test_02_softmax_example_and_vote_shares():
+    md, softmax = markdown("02_mlp"), reference("02_mlp")["softmax"]
+    logits, exps, total, probs = stated(r"Logits `<list>`: `exp` gives `<list>`, total `<num>"
+                                        r"`, so\s+`softmax = <list>`", md)
+    logits = array(logits)
+    assert_all_round_to(numbers(exps), np.exp(logits))
+    assert float(total) == pytest.approx(np.exp(logits).sum(), abs=1e-3)
+    assert_all_round_to(numbers(probs), softmax(logits))
+    one, ten = stated(r"`e ≈ <num>` times the share; ten points ahead, (\d+ \d+) times", md)
+    assert_rounds_to(one, math.e)
+    assert round(math.exp(10), -3) == int(ten.replace(" ", "").replace("\n", ""))
+
+
+def test_02_softmax_example_total():
+    md = markdown("02_mlp")
+    logits, total = stated(r"Logits `<list>`: `exp` gives `\[[^`]*?\]`, total `<num>`", md)
+    assert_rounds_to(total, np.exp(array(logits)).sum())
+
+
+def test_02_exp_overflows_past_709():
+    md = markdown("02_mlp")
+    (largest,) = stated(r"the largest is about `exp\((\d+)\)`", md)
+    with np.errstate(over="ignore"):
+        assert np.isfinite(np.exp(float(largest))) and np.isinf(np.exp(float(largest) + 1))
+
+
+def test_02_log_softmax_example():
+    md, log_softmax = markdown("02_mlp"), reference("02_mlp")["log_softmax"]
+    z, result = stated(r"`z = (\[1000, 0, -1000\])`: .*?`log_softmax = <list>`", md)
+    assert np.array_equal(log_softmax(array(z)), array(result))
+
+
+def test_02_cross_entropy_example():
+    md, ref = markdown("02_mlp"), reference("02_mlp")
+    logits, y = stated(r"`logits = (\[\[2, 1, 0\.1\], \[0, 0, 3\]\])`, labels `y = <list>`", md)
+    logits, y = array(logits), array(y).astype(int)
+    log_probs = ref["log_softmax"](logits)
+    row0, surprise0, row1, surprise1, mean = stated(
+        r"Row 0: `log_softmax = <list>`, surprise at class 0: `<num>`\. Row 1: `log_softmax` of class 2 is\s+"
+        r"`3 - log\(1 \+ 1 \+ e\^3\) = <num>`, surprise `<num>`\. The loss is the \*\*mean\*\*, `<num>`", md)
+    assert_all_round_to(numbers(row0), log_probs[0])
+    assert_rounds_to(surprise0, -log_probs[0, y[0]])
+    assert_rounds_to(row1, log_probs[1, 2])
+    assert_rounds_to(surprise1, -log_probs[1, y[1]])
+    assert_rounds_to(mean, ref["cross_entropy"](logits, y))
+    first, second = stated(r"\[\[(-0\.417 \S+ \S+)\] .*?\n \[(\S+ \S+ \S+)\]\] ──►", md)
+    assert_all_round_to(numbers(first) + numbers(second), log_probs)
+
+
+def test_02_mse_example():
+    md, mse = markdown("02_mlp"), reference("02_mlp")["mse_loss"]
+    pred, target, num, den = stated(r"`pred = <list>`, `target = <list>`: squared errors .*?`mse = (\d+)/(\d+)`", md)
+    assert mse(array(pred), array(target)) == pytest.approx(int(num) / int(den))
+
+
+def test_02_predict_and_accuracy_example():
+    md, accuracy = markdown("02_mlp"), reference("02_mlp")["accuracy"]
+    logits, pred, y, acc = stated(r"`logits = (\[\[2, 1, 0\.1\], \[0, 0, 3\], \[0\.5, 2, 1\]\])`: `predict = <list>`\. "
+                                  r"With labels\s+`y = <list>`: 2 of 3 right, `accuracy = <num>`", md)
+    decisions = np.argmax(array(logits), axis=1)
+    assert np.array_equal(decisions, array(pred))
+    assert_rounds_to(acc, accuracy(decisions, array(y).astype(int)))
+
+
+# ---- 03 Backprop ------------------------------------------------------------------------------------------------
+
+def test_03_backprop_costs_about_two_forward_passes():
+    md = markdown("03_backprop")
+    assert "for the price of about two more forward passes" in " ".join(md.split())
+    assert "one extra forward pass" not in md
+    N, D, H = 32, 64, 10                               # multiply-adds of one dense layer
+    forward, backward = N * D * H, N * H * D + D * N * H   # dX = dZ Wᵀ and dW = Xᵀ dZ
+    assert backward == 2 * forward
+
+
+def test_03_dense_backward_example():
+    md, ref = markdown("03_backprop"), reference("03_backprop")
+    x, W, b, z = stated(r"One example, `x = <list>`, `W = <list>`, `b = <list>`: the output is\s+"
+                        r"`z = x @ W \+ b = <list>`", md)
+    dout, dW, dx, db = stated(r"`dout = <list>`\. .*?`dW = <list>` \(an outer product\)\. .*?"
+                              r"`dx = dout @ W\.T = \[[^`]*?\] = <list>`\.\s+And `db = dout = <list>`", md)
+    out, cache = ref["dense_forward"](array(x)[None], array(W), array(b))
+    assert np.allclose(out[0], array(z))
+    got_dx, got_dW, got_db = ref["dense_backward"](array(dout)[None], cache)
+    assert np.allclose(got_dW, array(dW)) and np.allclose(got_dx[0], array(dx)) and np.allclose(got_db, array(db))
+
+
+def test_03_relu_backward_example():
+    md, relu_backward = markdown("03_backprop"), reference("03_backprop")["relu_backward"]
+    X, dout, dX = stated(r"Small numbers: `X = <list>`, `dout = <list>` gives `dX = <list>`", md)
+    assert np.array_equal(relu_backward(array(dout), array(X)), array(dX))
+
+
+def test_03_softmax_cross_entropy_example():
+    md, ref = markdown("03_backprop"), reference("03_backprop")
+    logits, probs, loss, grad = stated(r"Logits `(\[2, 1, 0\])`, true class 0\. Softmax: `<list>`\. The loss is\s+"
+                                       r"`-log \S+ = <num>`\. .*?`\[0\.665 - 1, 0\.245, 0\.090\] = <list>`", md)
+    got_loss, got_grad = ref["softmax_cross_entropy"](array(logits)[None], np.array([0]))
+    assert_all_round_to(numbers(probs), ref["softmax"](array(logits)))
+    assert_rounds_to(loss, got_loss)
+    assert_all_round_to(numbers(grad), got_grad)
+
+
+def test_03_l2_penalty_example():
+    md, loss_and_grads = markdown("03_backprop"), reference("03_backprop")["mlp_loss_and_grads"]
+    W, lam, penalty, grad = stated(r"Small numbers: `W = <list>`, `λ = <num>`: the penalty is `.*? = <num>"
+                                   r"` and its gradient is\s+`\S+ · W = <list>`", md)
+    params = {"W1": array(W), "b1": np.zeros(array(W).shape[1])}
+    X, y = np.ones((1, 1)), np.array([0])
+    loss0, grads0 = loss_and_grads(X, y, params)
+    loss1, grads1 = loss_and_grads(X, y, params, weight_decay=float(lam))
+    assert_rounds_to(penalty, loss1 - loss0)
+    assert np.allclose(grads1["W1"] - grads0["W1"], array(grad))
+    assert np.array_equal(grads1["b1"], grads0["b1"])          # biases are not decayed here
+
+
+def test_03_gradient_flow_figure_half_scale_lets_through_a_thousandth():
+    md, namespace = markdown("03_backprop"), reference("03_backprop")
+    exec(code_defining("03_backprop", "gradient_reaching_each_layer"), namespace)
+    reaching = namespace["gradient_reaching_each_layer"]
+    assert "after 10 layers the valves near the input let through about a thousandth" in " ".join(md.split())
+    assert order_of_magnitude(reaching(0.5)[0] / reaching(1.0)[0]) == -3
+    assert np.all(np.diff(reaching(1.6)) < 0)             # grows at every layer on the way back to the input
+
+
+def test_03_optimizer_small_numbers():
+    md, ref = markdown("03_backprop"), reference("03_backprop")
+    p, g, lr, beta = stated(r"One parameter `p = <num>`, gradients `g = <num>, \S+, \S+`, `lr = <num>"
+                            r"`, `beta = <num>`", md)
+    params, grads = {"p": np.array([float(p)])}, {"p": np.array([float(g)])}
+    (sgd,) = stated(r"SGD steps by `<num>` every time", md)
+    assert_rounds_to(sgd, float(p) - ref["sgd_step"](params, grads, float(lr))["p"][0])
+    velocities, steps, limit = stated(r"has `v = ([\d., ]+)`: steps of `([\d., ]+)`,\s+growing towards "
+                                      r"`lr · g / \(1 - beta\) = <num>`", md)
+    state, current, got_steps = None, params, []
+    for _ in range(3):
+        new, state = ref["momentum_step"](current, grads, state, float(lr), float(beta))
+        got_steps.append(current["p"][0] - new["p"][0])
+        current = new
+    assert_all_round_to(numbers(velocities), np.array(got_steps) / float(lr))
+    assert_all_round_to(numbers(steps), got_steps)
+    assert_rounds_to(limit, float(lr) * float(g) / (1 - float(beta)))
+    new, _ = ref["adam_step"](params, grads, None, lr=float(lr))
+    assert "i.e. `lr` itself, whatever the gradient's size" in " ".join(md.split())
+    assert params["p"][0] - new["p"][0] == pytest.approx(float(lr))
+
+
+def test_03_adam_without_bias_correction_first_step_is_about_3_16_lr():
+    md = markdown("03_backprop")
+    (factor,) = stated(r"\| the first Adam step is too large, about `<num> · lr` instead of `lr` \| no bias "
+                       r"correction: at step 1, `m = 0\.1 g` and `v = 0\.001 g²`", md)
+    beta1, beta2, g = 0.9, 0.999, 2.0
+    m, v = (1 - beta1) * g, (1 - beta2) * g * g
+    assert_rounds_to(factor, m / math.sqrt(v))
+
+
+def test_03_adam_with_the_step_count_stuck_at_one():
+    md, adam_step = markdown("03_backprop"), reference("03_backprop")["adam_step"]
+    peak, at, limit = stated(r"on a steady gradient, Adam's steps swell to about `<num> · lr` near step (\d+), "
+                             r"then shrink towards `<num> · lr`", md)
+    lr, params, grads, state, steps = 1e-3, {"p": np.zeros(1)}, {"p": np.ones(1)}, None, []
+    for _ in range(5000):
+        if state is not None:
+            state = dict(state, t=0)                  # the slip: t never advances past 1
+        new, state = adam_step(params, grads, state, lr=lr)
+        steps.append((params["p"][0] - new["p"][0]) / lr)
+        params = new
+    assert_rounds_to(peak, max(steps))
+    assert int(at) == int(np.argmax(steps)) + 1
+    assert_rounds_to(limit, (1 / 0.1) / math.sqrt(1 / 0.001))   # m̂ → 10 g, √v̂ → √1000 g
+    assert_rounds_to(limit, steps[-1])
+
+
+def test_03_momentum_in_the_other_convention_steps_ten_times_smaller():
+    md = markdown("03_backprop")
+    (times,) = stated(r"\| momentum steps (\d+) times smaller than expected \| `v = beta v \+ \(1 - beta\) g` \|", md)
+    beta = 0.9
+    assert int(times) == round(1 / (1 - beta))          # steady state: g / (1 - beta) against g
+
+
+def test_03_clip_grad_norm_example():
+    md, clip = markdown("03_backprop"), reference("03_backprop")["clip_grad_norm"]
+    a, b, norm, max_norm, a_new, b_new = stated(r"`\{\"a\": <list>, \"b\": <list>\}` has total norm <num>"
+                                                r"; with `max_norm = <num>` it becomes\s+`\{\"a\": <list>, "
+                                                r"\"b\": <list>\}`", md)
+    clipped, total = clip({"a": array(a), "b": array(b)}, float(max_norm))
+    assert_rounds_to(norm, total)
+    assert np.allclose(clipped["a"], array(a_new)) and np.allclose(clipped["b"], array(b_new))
+
+
+def test_03_dropout_example_and_picture():
+    md = markdown("03_backprop")
+    X, p, mask, out, mean = stated(r"Small numbers: `X = <list>`, `p = <num>`, mask \(kept\?\) `<list>`: "
+                                   r"output `<list>`\. Its mean is\s+<num>", md)
+    got = array(X) * array(mask) / (1 - float(p))
+    assert np.array_equal(got, array(out))
+    assert_rounds_to(mean, got.mean())
+    assert got.mean() == array(X).mean()
+    (kept,) = stated(r"the kept entries become `1 / 0\.6 ≈ <num>`", md)
+    assert_rounds_to(kept, 1 / 0.6)
+
+
+def test_03_batchnorm_example_and_running_statistics():
+    md, batchnorm_forward = markdown("03_backprop"), reference("03_backprop")["batchnorm_forward"]
+    batch, mu, var, x_hat = stated(r"one feature, batch `<list>`: `μ = <num>`, `σ² = \(.*?\)/4 = <num>"
+                                   r"`, so\s+`x̂ ≈ <list>`", md)
+    run_mean, run_var, torch_var = stated(r"the new running mean is\s+`0\.9·0 \+ 0\.1·3 = <num>` and the running "
+                                          r"variance `0\.9·1 \+ 0\.1·3\.5 = <num>` \(PyTorch, with the unbiased "
+                                          r"`14/3`,\s+would store `0\.9·1 \+ 0\.1·4\.667 = <num>`\)", md)
+    X = array(batch)[:, None]
+    out, _, running = batchnorm_forward(X, np.ones(1), np.zeros(1), None, True, momentum=0.9)
+    assert_rounds_to(mu, X.mean())
+    assert_rounds_to(var, X.var())
+    assert_all_round_to(numbers(x_hat), out)
+    assert_rounds_to(run_mean, running["mean"][0])
+    assert_rounds_to(run_var, running["var"][0])
+    assert_rounds_to(torch_var, (1 - 0.1) * 1.0 + 0.1 * X.var(ddof=1))   # PyTorch: momentum=0.1 weighs the batch
+
+
+def test_03_batchnorm_convention_is_stated_as_not_pytorchs():
+    md, batchnorm_forward = markdown("03_backprop"), reference("03_backprop")["batchnorm_forward"]
+    text = " ".join(md.split())
+    assert "This is **not PyTorch's convention**" in text
+    assert "(our `0.9` is its `0.1`)" in text and "**unbiased** batch variance" in text
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    old = {"mean": np.full(3, 0.5), "var": np.full(3, 2.0)}
+    _, _, running = batchnorm_forward(X, np.ones(3), np.zeros(3), old, True, momentum=0.8)
+    assert np.allclose(running["mean"], 0.8 * old["mean"] + 0.2 * X.mean(axis=0))
+    assert np.allclose(running["var"], 0.8 * old["var"] + 0.2 * X.var(axis=0))   # biased, old value weighted
+
+
+def test_03_internal_covariate_shift_is_presented_as_a_hypothesis():
+    text = " ".join(markdown("03_backprop").split())
+    assert "*Why* it helps is still debated" in text and "Santurkar et al. 2018" in text
+    assert 'Read "covariate shift" as one hypothesis' in text
+
+
+def test_03_adamw_decays_biases_while_the_l2_term_does_not():
+    md, ref = markdown("03_backprop"), reference("03_backprop")
+    text = " ".join(md.split())
+    assert "Here biases are *not* decayed" in text
+    assert "`adamw_step` decays **every** array it is given, biases included" in text
+    params = {"W1": np.ones((2, 2)), "b1": np.ones(2)}
+    zero = {k: np.zeros_like(v) for k, v in params.items()}
+    new, _ = ref["adamw_step"](params, zero, None, lr=0.1, weight_decay=0.5)
+    assert np.allclose(new["b1"], 1 - 0.1 * 0.5) and np.allclose(new["W1"], 1 - 0.1 * 0.5)
+    X, y = np.ones((3, 2)), np.array([0, 1, 0])
+    _, plain = ref["mlp_loss_and_grads"](X, y, params)
+    _, decayed = ref["mlp_loss_and_grads"](X, y, params, weight_decay=0.5)
+    assert np.array_equal(plain["b1"], decayed["b1"]) and not np.allclose(plain["W1"], decayed["W1"])
+
+
+def test_03_train_mlp_recipe_is_what_the_reference_does():
+    text = " ".join(markdown("03_backprop").split())
+    source = solution_source("03_backprop", "sol_train_mlp")
+    assert "we used Adam with a little L2 weight decay through `mlp_loss_and_grads`" in text
+    assert "adam_step(" in source and "mlp_loss_and_grads(X_fit[batch], y_train[batch], params, weight_decay)" in source
+    assert "a learning rate that decays along a cosine over the epochs" in text and "np.cos(" in source
+    assert "clip_grad_norm(" in source
+
+
+def test_03_digits_split_and_log_c():
+    md = markdown("03_backprop")
+    (count,) = stated(r"The 8x8 handwritten digits that ship with scikit-learn: (\d+) grayscale images", md)
+    with np.load(notebook_path("03_backprop", "source").parent / "digits_split.npz") as split:
+        n_train, n_val = len(split["y_train"]), len(split["y_val"])
+        classes = len(np.unique(split["y_train"]))
+    assert n_train + n_val == int(count)
+    assert round(100 * n_val / (n_train + n_val)) == 25
+    (log_c,) = stated(r"starts far above `log C` \(<num> for 10 classes\)", md)
+    assert classes == 10
+    assert_rounds_to(log_c, math.log(classes))
+
+
+# ---- 04 Attention (read-only here except train_sequence_model's docstring) --------------------------------------
+
+def test_04_attention_example():
+    md, attention = markdown("04_attention"), reference("04_attention")["scaled_dot_product_attention"]
+    q, k1, k2, k3, v1, v2, v3 = stated(r"One query `q = <list>`, three keys `k1 = <list>`, `k2 = <list>`, "
+                                       r"`k3 = <list>`, values\s+`v1 = <list>`, `v2 = <list>`, `v3 = <list>`", md)
+    Q, K, V = array(q)[None], np.stack([array(k1), array(k2), array(k3)]), np.stack([array(v1), array(v2), array(v3)])
+    out, weights = attention(Q, K, V)
+    scores_row = [line for line in md.splitlines() if line.startswith("| `q·k / sqrt(2)` |")]
+    weights_row = [line for line in md.splitlines() if line.startswith("| softmax weight |")]
+    assert_all_round_to(numbers(scores_row[0].split("|", 2)[2]), Q @ K.T / np.sqrt(2))
+    assert_all_round_to(numbers(weights_row[0]), weights)
+    (result,) = stated(r"0\.140·\[5, 5\] = <list>`", md)
+    assert_all_round_to(numbers(result), out)
+
+
+def test_04_score_spread_grows_like_sqrt_d():
+    md = markdown("04_attention")
+    std64, std512 = stated(r"with `d = 64` the scores have a standard deviation of (\d+), "
+                           r"with `d = 512` about (\d+)", md)
+    assert int(std64) == math.sqrt(64) and int(std512) == round(math.sqrt(512))
+
+
+def test_04_softmax_backward_example():
+    md, ref = markdown("04_attention"), reference("04_attention")
+    weights, dW, total, dS = stated(r"two keys and weights `<list>`, an upstream `dW = <list>` gives `Σ dW·W = <num>"
+                                    r"` and\s+`dS = \[[^`]*?\] = <list>`", md)
+    # d = 1, Q = [[1]]: dK = dSᵀ Q is dS itself; scores chosen so that the softmax gives the stated weights
+    w = array(weights)
+    Q, K, V = np.ones((1, 1)), np.log(w)[:, None], array(dW)[:, None]
+    _, cache = ref["attention_forward"](Q, K, V)
+    _, dK, _ = ref["attention_backward"](np.ones((1, 1)), cache)
+    assert_rounds_to(total, float(np.sum(array(dW) * w)))
+    assert_all_round_to(numbers(dS), dK[:, 0])
+
+
+def test_04_split_heads_example():
+    md, split_heads = markdown("04_attention"), reference("04_attention")["split_heads"]
+    head0, head1, wrong0 = stated(r"`H = 2`: head 0 gets\s+`<list>`, head 1 gets `<list>`\. The wrong "
+                                  r"reshape would give head 0 `<list>`", md)
+    X = np.arange(8.0).reshape(1, 2, 4)
+    heads = split_heads(X, 2)
+    assert np.array_equal(heads[0, 0], array(head0)) and np.array_equal(heads[0, 1], array(head1))
+    assert np.array_equal(X.reshape(1, 2, 2, 2)[0, 0], array(wrong0))
+
+
+def test_04_layernorm_example():
+    md, layernorm = markdown("04_attention"), reference("04_attention")["layernorm_forward"]
+    x, mu, var, x_hat, smaller = stated(r"\*\*Small numbers\.\*\* `x = (\[1, 2, 3, 6\])`: `mu = <num>`, deviations "
+                                        r"`\[[^`]*?\]`, `var = 14/4 = <num>`,\s+`x̂ = <list>`\. With the unbiased "
+                                        r"variance \(`14/3`\) you would get values about (\d+)% smaller", md)
+    x = array(x)
+    out, _ = layernorm(x[None], np.ones(4), np.zeros(4))
+    assert_rounds_to(mu, x.mean())
+    assert_rounds_to(var, x.var())
+    assert_all_round_to(numbers(x_hat), out)
+    assert int(smaller) == round(100 * (1 - x.std() / x.std(ddof=1)))
+
+
+def test_04_ffn_example_hidden_layer():
+    md, ref = markdown("04_attention"), reference("04_attention")
+    hidden, activated, _ = stated(r"the hidden\s+layer is `<list>`, after GELU `<list>`, output `<num>`", md)
+    assert_all_round_to(numbers(activated), ref["gelu"](array(hidden)))
+
+
+def test_04_ffn_example_output():
+    md, ffn = markdown("04_attention"), reference("04_attention")["ffn_forward"]
+    (output,) = stated(r"after GELU `\[[^`]*?\]`, output `<num>`", md)
+    params = {"W1": np.array([[1.0, -1.0]]), "b1": np.zeros(2), "W2": np.array([[1.0], [1.0]]), "b2": np.zeros(1)}
+    out, _ = ffn(np.array([[2.0]]), params)
+    assert_rounds_to(output, out[0, 0])
+
+
+def test_04_embedding_backward_example_and_the_buffered_slip():
+    md, ref = markdown("04_attention"), reference("04_attention")
+    ids, dout, row, buffered = stated(r"`ids = <list>`, `dout = <list>`: `dE\[2\]` must be `\[1, 1\] \+ \[3, -1\] =\s+"
+                                      r"<list>`; `dE\[ids\] \+= dout` gives `<list>`", md)
+    ids, dout = array(ids).astype(int), array(dout)
+    _, cache = ref["embedding_forward"](ids, np.zeros((3, 2)))
+    assert np.array_equal(ref["embedding_backward"](dout, cache)[2], array(row))
+    slip = np.zeros((3, 2))
+    slip[ids] += dout
+    assert np.array_equal(slip[2], array(buffered))
+
+
+def test_04_positional_encoding_example():
+    md, pe = markdown("04_attention"), reference("04_attention")["positional_encoding"]
+    row1, row0 = stated(r"row `t = 1` is `\[sin 1, cos 1, sin 0\.01, cos 0\.01\] = <list>` "
+                        r"and row `t = 0` is `<list>`", md)
+    table = pe(3, 4)
+    assert_all_round_to(numbers(row1), table[1])
+    assert np.array_equal(table[0], array(row0))
+
+
+def test_04_deep_stack_without_the_bypass():
+    md, namespace = markdown("04_attention"), reference("04_attention")
+    exec(code_defining("04_attention", "deep_stack_gradient_norms"), namespace)
+    (tiny,) = stated(r"almost nothing \(about `<num>` of it\) reaches the bottom", md)
+    bottom = namespace["deep_stack_gradient_norms"](30, False, np.random.default_rng(0))[0]
+    assert order_of_magnitude(bottom) == order_of_magnitude(float(tiny))   # the value the figure plots at layer 1
+
+
+@pytest.mark.slow  # trains a model (about a second on one core)
+def test_04_without_positions_the_model_stays_near_30_percent():
+    md = markdown("04_attention")
+    percent, loss = stated(r"\| accuracy stuck near (\d+)%, loss flat at ~<num> \| no positional encoding", md)
+    # a fresh reference namespace of its own, with the positions switched off
+    namespace = namespace_from_cells(reference_cells(read_notebook(notebook_path("04_attention", "source"))), "no_pe")
+    namespace["positional_encoding"] = lambda T, D: np.zeros((T, D))
+    rng = np.random.default_rng(2024)                       # the data and seed of the notebook's figure
+    X, Y = namespace["reversal_task"](2000, 8, 10, rng)
+    X_val, Y_val = namespace["reversal_task"](500, 8, 10, rng)
+    predict, history = namespace["train_sequence_model"](X, Y, X_val, Y_val, np.random.default_rng(0))
+    assert abs(np.mean(predict(X_val) == Y_val) - int(percent) / 100) < 0.05
+    assert abs(np.mean(history["loss"][-20:]) - float(loss)) < 0.15
+
+
+def test_04_train_sequence_model_docstring_names_what_history_holds():
+    train = reference("04_attention")["train_sequence_model"]
+    doc = " ".join(train.__doc__.split())
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 5, size=(16, 4))
+    predict, history = train(X, X[:, ::-1].copy(), X, X[:, ::-1].copy(), rng, steps=2, batch_size=4)
+    for key in history:
+        assert f'"{key}"' in doc, f"the docstring does not name history[{key!r}]"
+    assert len(history["loss"]) == 2
+    assert isinstance(history["val_accuracy"], list) and len(history["val_accuracy"]) == 1
+    assert '"val_accuracy" (a list holding one float: the validation token accuracy after training)' in doc
+
+
+# ---- 05 Gating --------------------------------------------------------------------------------------------------
+
+def test_05_gate_examples():
+    md, ref = markdown("05_gating"), reference("05_gating")
+    (value,) = stated(r"\*\*Small numbers\.\*\* `value = (\[2\.0, -1\.0, 4\.0\])`", md)
+    value = array(value)
+    half_out, g4 = stated(r"Scalar gate, logit `0`: `g = 0\.5`, output `<list>`\. Logit `4`: `g = <num>`", md)
+    assert np.allclose(ref["sigmoid_gate"](value, 0.0), array(half_out))
+    assert_rounds_to(g4, ref["sigmoid"](4.0))
+    logits, gates, out = stated(r"Vector gate, logits `<list>`: `g = <list>`, output `<list>`", md)
+    assert_all_round_to(numbers(gates), ref["sigmoid"](array(logits)))
+    assert_all_round_to(numbers(out), ref["sigmoid_gate"](value, array(logits)))
+    new, old, mixed, g_minus4, kept = stated(r"Interpolation, `new = <list>`, `old = <list>`, logit `0`: `0\.5·new \+ "
+                                             r"0\.5·old = <list>`\. Logit `-4`\s+\(`g = <num>`\): `<list>`", md)
+    assert np.allclose(ref["interpolate_gate"](array(new), array(old), 0.0), array(mixed))
+    assert_rounds_to(g_minus4, ref["sigmoid"](-4.0))
+    assert_all_round_to(numbers(kept), ref["interpolate_gate"](array(new), array(old), -4.0))
+
+
+def test_05_glu_and_swiglu_example():
+    md, ref = markdown("05_gating"), reference("05_gating")
+    glu, swish1 = stated(r"GLU: `1 · sigmoid\(0\) = <num>`\. SwiGLU: `swish\(1\) · 0 = <num> · 0 = 0`", md)
+    X, W, b = np.array([[1.0, 2.0]]), np.array([[1.0], [0.0]]), np.zeros(1)
+    V, c = np.array([[0.0], [1.0]]), np.array([-2.0])
+    assert_rounds_to(glu, ref["glu_forward"](X, W, b, V, c)[0][0, 0])
+    assert_rounds_to(swish1, 1.0 * ref["sigmoid"](1.0))
+    assert ref["swiglu_forward"](X, W, b, V, c)[0][0, 0] == 0.0
+
+
+def test_05_gated_ffn_shrinks_f_to_two_thirds():
+    text = " ".join(markdown("05_gating").split())
+    assert "shrink `F` to 2/3 of the usual width" in text and "by 2/3" not in text
+    D, F = 512, 2048
+    assert 3 * D * (2 * F / 3) == 2 * D * F
+
+
+def test_05_gru_cell_example():
+    md, ref = markdown("05_gating"), reference("05_gating")
+    rz, n, h = stated(r"`r = z = sigmoid\(1\.5\) = <num>`, `n = tanh\(1 \+ \S+·0\) = <num>`,\s+"
+                      r"`h = \S+·\S+ \+ \S+·0\.5 = <num>`", md)
+    params = {"Wx": np.ones((1, 3)), "Wh": np.array([[1.0, 1.0, 0.0]]), "bx": np.zeros(3), "bh": np.zeros(3)}
+    got, _ = ref["gru_cell_forward"](np.array([[1.0]]), np.array([[0.5]]), params)
+    assert_rounds_to(rz, ref["sigmoid"](1.5))
+    assert_rounds_to(n, np.tanh(1.0))
+    assert_rounds_to(h, got[0, 0])
+
+
+def test_05_lstm_cell_example():
+    md, ref = markdown("05_gating"), reference("05_gating")
+    i, f, g, o, c_prev, c, h = stated(r"`i = <num>`, `f = <num>`, `g = <num>`, `o = <num>"
+                                      r"`, `c_prev = <num>`: `c = \S+ \+ \S+ = <num>`,\s+"
+                                      r"`h = 0\.5·tanh\(2\.2\) = <num>`", md)
+    tanh_c, dc_total, dc_prev = stated(r"`dc_total = 0\.5·\(1 - <num>²\) = <num>`, and\s+"
+                                       r"`dc_prev = 0\.9·0\.0240 = <num>`", md)
+    # gates from biases alone: x and h_prev are zero, so each gate is its nonlinearity of its bias
+    logit = lambda p: math.log(p / (1 - p))
+    bias = np.array([logit(float(i)), logit(float(f)), math.atanh(float(g)), logit(float(o))])
+    params = {"Wx": np.zeros((1, 4)), "Wh": np.zeros((1, 4)), "b": bias}
+    zero = np.zeros((1, 1))
+    got_h, got_c, cache = ref["lstm_cell_forward"](zero, zero, np.array([[float(c_prev)]]), params)
+    _, _, got_dc_prev, _ = ref["lstm_cell_backward"](np.ones((1, 1)), np.zeros((1, 1)), cache)
+    assert_rounds_to(c, got_c[0, 0])
+    assert_rounds_to(h, got_h[0, 0])
+    assert_rounds_to(tanh_c, np.tanh(got_c[0, 0]))
+    assert_rounds_to(dc_total, got_dc_prev[0, 0] / float(f))
+    assert_rounds_to(dc_prev, got_dc_prev[0, 0])
+
+
+def test_05_forget_gate_is_credited_to_gers_2000():
+    text = " ".join(markdown("05_gating").split())
+    assert ("The LSTM (Hochreiter & Schmidhuber 1997; its forget gate `f` came later, "
+            "from Gers, Schmidhuber & Cummins 2000") in text
+
+
+def test_05_rnn_and_gru_gradient_products():
+    md, sigmoid = markdown("05_gating"), reference("05_gating")["sigmoid"]
+    w, slope, factor, after20, after50, z, copied = stated(
+        r"With `w = <num>` and a typical `1 - h_t² ≈ <num>`, each step multiplies the gradient\s+by `<num>"
+        r"`; after 20 steps `\S+\^20 ≈ <num>`, after 50 steps `\S+\^50 ≈ <num>`\. The GRU's copy path "
+        r"multiplies by `z`\s+instead: with `z = <num>`, `\S+\^50 ≈ <num>`", md)
+    assert_rounds_to(factor, float(w) * float(slope))
+    assert_rounds_to(after20, float(factor) ** 20)
+    assert_rounds_to(after50, float(factor) ** 50)
+    assert_rounds_to(copied, float(z) ** 50)
+    for gate in re.findall(r"`z ≈ <num>`", md):
+        assert_rounds_to(gate, sigmoid(3.0))                 # the update-gate bias of 3
+
+
+def test_05_vanishing_gradient_picture():
+    md, namespace = markdown("05_gating"), reference("05_gating")
+    cell = [c.source for c in _cells("05_gating") if c.cell_type == "code" and "norms_rnn = " in c.source]
+    assert len(cell) == 1
+    exec(cell[0].split("fig, ax = plt.subplots")[0], namespace)
+    (times,) = stated(r"it hears about it some `<num>` times more faintly than from step 50", md)
+    rnn, gru = namespace["norms_rnn"], namespace["norms_gru"]
+    assert order_of_magnitude(rnn[-1] / rnn[0]) == order_of_magnitude(float(times))
+    assert gru[-1] / gru[0] < 100                           # the GRU's decays far more slowly
+
+
+@pytest.mark.slow  # trains a model (about a second on one core)
+def test_05_gru_memory_within_80_steps():
+    md, ref = markdown("05_gating"), reference("05_gating")
+    low, high = stated(r"the GRU usually reaches full validation accuracy within (\d+) to (\d+) \|", md)
+    task_rng = np.random.default_rng(5)                    # the data and seed of the notebook's figure
+    X, y = ref["make_memory_task"](2000, task_rng)
+    X_val, y_val = ref["make_memory_task"](500, task_rng)
+    predict, _ = ref["train_gated_memory"](X, y, X_val, y_val, np.random.default_rng(1), cell="gru", steps=int(high))
+    assert np.mean(predict(X_val) == y_val) >= 0.95
+    assert int(low) < int(high) <= 100
+
+
+def test_05_moe_gates_example():
+    md, moe_forward = markdown("05_gating"), reference("05_gating")["moe_forward"]
+    probs, gates = stated(r"\*\*Small numbers\.\*\* `p = <list>`, `top_k = 2`: `S = \{1, 3\}`, gates `<list>`", md)
+    p = array(probs)
+    # experts that output their own one-hot vector, so the output is the gates themselves
+    E = len(p)
+    params = {"Wr": np.vstack([np.log(p), np.zeros((E - 1, E))]), "W1": np.zeros((E, E, 1)), "b1": np.zeros((E, 1)),
+              "W2": np.zeros((E, 1, E)), "b2": np.eye(E)}
+    x = np.eye(E)[:1]
+    two, _ = moe_forward(x, params, top_k=2)
+    assert_all_round_to(numbers(gates), two[0, [1, 3]])
+    one, _ = moe_forward(x, params, top_k=1)
+    assert one[0, 1] == 1.0 and "the gate is `0.60 / 0.60 = 1` **exactly**" in md
+
+
+def test_05_load_balancing_examples_and_what_is_true():
+    md, ref = markdown("05_gating"), reference("05_gating")
+    loss = ref["load_balancing_loss"]
+    probs, top1, f, P, value = stated(r"`E = 2`, three tokens with `p = <list>`, top-1 experts `<list>`:\s+"
+                                      r"`f = <list>`, `P = <list>`, loss `= .*? = <num>`", md)
+    p, index = array(probs), array(top1).astype(int)
+    assert [Fraction(share) for share in f.strip("[]").split(", ")] == \
+        [Fraction(int(count), len(index)) for count in np.bincount(index, minlength=2)]
+    assert_all_round_to(numbers(P), p.mean(axis=0))
+    assert_rounds_to(value, loss(p, index, 2))
+    # below 1 although unbalanced
+    kept, other, f_low, P_low, low = stated(r"three tokens routed to expert 0 with `p = <list>` and one to expert 1 "
+                                            r"with `p = <list>` give `f = <list>`, `P = <list>` "
+                                            r"and a loss of `<num>`", md)
+    p = np.vstack([array(kept)] * 3 + [array(other)])
+    index = np.array([0, 0, 0, 1])
+    assert np.argmax(p, axis=1).tolist() == index.tolist()
+    assert_all_round_to(numbers(f_low), np.bincount(index) / 4)
+    assert_all_round_to(numbers(P_low), p.mean(axis=0))
+    assert_rounds_to(low, loss(p, index, 2))
+    assert float(low) < 1.0
+    # the identity, balance, collapse and P = f, on random routers
+    rng = np.random.default_rng(0)
+    for E in (2, 3, 8):
+        logits = rng.normal(size=(50, E)) * 2
+        p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        index = np.argmax(p, axis=1)
+        f, P = np.bincount(index, minlength=E) / 50, p.mean(axis=0)
+        assert loss(p, index, E) == pytest.approx(1 + E * np.sum((f - 1 / E) * (P - 1 / E)))
+        assert loss(p, index, E) <= E
+        assert loss(np.full((E, E), 1 / E), np.arange(E), E) == pytest.approx(1.0)
+        assert loss(np.eye(E)[np.zeros(10, dtype=int)], np.zeros(10, dtype=int), E) == pytest.approx(E)
+        matched = loss(np.eye(E)[index], index, E)                          # P = f
+        assert matched == pytest.approx(E * np.sum(f * f)) and matched >= 1 - 1e-12
+    text = " ".join(md.split())
+    assert "So perfect balance is *not* the minimum" in text
+    assert "smallest when the tokens spread evenly" not in text
