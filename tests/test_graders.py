@@ -4,7 +4,7 @@ import pytest
 
 from graders import CheckFailed, check
 from graders.checks import diagnose, gradcheck
-from graders.checks.failures import Failure
+from graders.checks.failures import Failure, NotWritten
 from graders.checks.tester import Tester
 from graders.hidden import LiveExpected, gradients
 
@@ -162,3 +162,82 @@ def test_hidden_inputs_come_from_the_grading_runs_secret_and_hide_their_expected
     assert "got" in details and "expected" not in details
     shown = run_exercise("sigmoid_grad", namespace, "hidden", secret=b"run one")
     assert "expected" in [label for result in shown.results for label, _ in result.details]
+
+
+def test_a_single_number_is_not_called_a_scaled_one():
+    # any two numbers differ by some factor: only the factors that name a mistake are reported there
+    assert diagnose.value_mistake(np.float64(4.6), np.float64(5000.6)) is None
+    assert diagnose.value_mistake(np.array([0.35]), np.array([1.25])) is None
+    assert "times a constant" in diagnose.value_mistake(np.array([0.35, 0.7]), np.array([1.25, 2.5]))
+    assert "N = 4 times too large" in diagnose.value_mistake(np.float64(8.0), np.float64(2.0), batch=4)
+    assert "wrong sign" in diagnose.value_mistake(np.float64(-2.0), np.float64(2.0))
+
+
+def test_the_inputs_line_names_every_argument_by_the_students_parameter_names():
+    def positional_encoding(*args):
+        return args
+
+    def layer(X, *rest, scheme="he", **options):
+        return X
+
+    assert Tester.describe_args(positional_encoding, (3, 4), {}) == "args[0] = 3; args[1] = 4"
+    described = Tester.describe_args(layer, (np.zeros((2, 3)), 5), {"scheme": "xavier", "mask": None})
+    assert described == ("X: array of shape (2, 3), values in [0, 0]; rest[0] = 5; scheme = 'xavier'; "
+                         "mask = None")
+    assert Tester.describe_args(lambda T, D: 0, (), {"D": 4, "T": 3}) == "T = 3; D = 4"
+
+
+def unwritten(x, lr=0.1):
+    raise NotImplementedError()
+
+
+def init(fan_in, fan_out, rng, scheme="he"):
+    if scheme == "he":
+        return rng.normal(size=(fan_in, fan_out)), np.zeros(fan_out)
+    raise NotImplementedError()
+
+
+def test_a_missing_option_is_a_failure_naming_it_so_the_other_checks_still_run():
+    t = make_tester({"init": init, "unwritten": unwritten})
+    t.call("init", 3, 2, np.random.default_rng(0))
+    with pytest.raises(Failure) as failed:
+        t.call("init", 3, 2, np.random.default_rng(0), "xavier")
+    assert not isinstance(failed.value, NotWritten)
+    assert "when called with scheme = 'xavier'" in failed.value.text()
+    with pytest.raises(Failure) as failed:  # another number is a setting, not a missing branch
+        t.call("unwritten", 3, lr=0.5)
+    assert isinstance(failed.value, NotWritten)
+
+
+def test_every_wrong_gradient_is_reported_and_one_alone_keeps_its_own_message():
+    with pytest.raises(Failure) as failed:
+        dense_check(with_backward(lambda dout, c: (dout @ c[1].T, -(c[0].T @ dout), dout.sum(axis=0))))
+    assert type(failed.value) is Failure and failed.value.summary.startswith("dW from dense_backward")
+    with pytest.raises(Failure) as failed:
+        dense_check(with_backward(lambda dout, c: (-(dout @ c[1].T), c[0].T @ dout / 4, dout.sum(axis=0))))
+    text = failed.value.text()
+    assert failed.value.summary.startswith("2 of the 3 gradients from dense_backward are wrong: dX, dW"), text
+    assert "wrong sign" in text and "N = 4 times too small" in text
+    labels = [label for label, _ in failed.value.details()]
+    assert labels.count("expected") == 2 and labels.count("inputs") == 1  # a hidden run can still hide them
+
+
+def test_a_missing_option_is_named_when_the_function_lives_in_a_grading_kernel():
+    from graders.checks.calling import StudentError
+
+    class StandIn:  # the engine's stand-in: its own signature is (*args, **kwargs), the contract's is the reference's
+        argnames = None
+
+        def __call__(self, *args, **kwargs):
+            return self.invoke(args, kwargs)
+
+        def invoke(self, args, kwargs):
+            raise StudentError("NotImplementedError", "", mro=["NotImplementedError", "RuntimeError", "Exception"])
+
+    t = make_tester({"init": StandIn()}, references={"init": init})
+    with pytest.raises(Failure) as failed:
+        t.call("init", 3, 2, np.random.default_rng(0), "xavier")
+    assert not isinstance(failed.value, NotWritten) and "scheme = 'xavier'" in failed.value.summary
+    with pytest.raises(NotWritten):
+        t.call("init", 3, 2, np.random.default_rng(0))
+

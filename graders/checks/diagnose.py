@@ -47,7 +47,11 @@ def shape_mistake(got_shape: tuple, expected_shape: tuple) -> str:
 
 def value_mistake(got: np.ndarray, expected: np.ndarray, *, batch: int | None = None,
                   candidates: dict | None = None, rtol: float = 1e-6, atol: float = 1e-9) -> str | None:
-    """Explain a same-shape value mismatch: a known mistake, a constant factor, a sign, a transpose."""
+    """Explain a same-shape value mismatch: a known mistake, a constant factor, a sign, a transpose.
+
+    On a single number (or a one-entry array) only the factors that name a mistake (-1, 2, 1/2, N, 1/N) are
+    reported: any other ratio of two numbers is a constant, and saying so would hide the real cause.
+    """
     got = np.asarray(got, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
 
@@ -83,7 +87,8 @@ def value_mistake(got: np.ndarray, expected: np.ndarray, *, batch: int | None = 
                 return "your result is exactly twice the expected one: a missing 0.5 (or 1/2) somewhere."
             if np.isclose(factor, 0.5, rtol=1e-4):
                 return "your result is exactly half the expected one: a stray 0.5, or a missing factor 2."
-            return f"your result is the expected one times a constant {factor:.4g}: a scale factor is off."
+            if expected.size > 1:  # any two single numbers differ by some factor: that names nothing
+                return f"your result is the expected one times a constant {factor:.4g}: a scale factor is off."
     return None
 
 

@@ -9,6 +9,7 @@ out of reach. Expected values come only from `t.ref` and `t.data` (see graders.c
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -17,6 +18,102 @@ import numpy as np
 from . import diagnose, gradcheck
 from .calling import StudentError, argument_names, invoke, is_returned_function, same, student_frame
 from .failures import GRADING_FAULTS, Failure, NotWritten
+
+
+class SeveralFailures(Failure):
+    """Several parts of one result are wrong (e.g. three gradients of one backward pass), each with its own
+    expected / got / likely cause / where to look.
+
+    Inputs:
+      summary: one sentence naming how many parts failed and which.
+      parts: [(part name, the Failure of that part)], in the order they were checked.
+      inputs: the inputs the parts share.
+    The details list the inputs once, then each part: its name with its own summary, then its own details
+    under the usual labels (so that whatever hides a label, such as a hidden check's expected values, still
+    hides it for every part).
+    """
+
+    def __init__(self, summary: str, parts: list, *, inputs: str | None = None):
+        super().__init__(summary, inputs=inputs)
+        self.parts = list(parts)
+
+    def details(self) -> list[tuple[str, str]]:
+        rows = [("inputs", self.inputs)] if self.inputs else []
+        for name, failure in self.parts:
+            rows.append((name, failure.summary))
+            rows += [(label, text) for label, text in failure.details() if label != "inputs"]
+        return rows
+
+
+def _signature(fn) -> inspect.Signature | None:
+    """The signature of a function defined here (a notebook's), or None for a stand-in of one that lives in a
+    grading kernel (whose own signature, *args and **kwargs, says nothing of the student's)."""
+    if fn is None or (hasattr(fn, "invoke") and not inspect.isfunction(fn)):
+        return None
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def _named_arguments(fn, args, kwargs) -> list[tuple[str, object]]:
+    """(name, value) for every argument of a call, in the function's parameter order: the student's own
+    parameter names, `args[0]`, `args[1]`, ... for the entries of a *args parameter and the keys of a **kwargs
+    one; `argument 1`, ... where the function cannot be inspected."""
+    signature = _signature(fn)
+    if signature is not None:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:
+            bound = None
+        if bound is not None:
+            pairs = []
+            for name, value in bound.arguments.items():
+                kind = signature.parameters[name].kind
+                if kind is inspect.Parameter.VAR_POSITIONAL:
+                    pairs += [(f"{name}[{i}]", item) for i, item in enumerate(value)]
+                elif kind is inspect.Parameter.VAR_KEYWORD:
+                    pairs += list(value.items())
+                else:
+                    pairs.append((name, value))
+            return pairs
+    return list(zip(argument_names(fn, args, kwargs), list(args) + list(kwargs.values())))
+
+
+_PLAIN = (str, bool, int, float, complex, np.number, np.bool_, type(None))
+
+
+def _describe(name: str, value) -> str:
+    """One argument for the `inputs` line of a report, e.g. "scheme = 'xavier'" or "X: array of shape (4, 3), ..."."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "b":  # a mask: how much of it is True
+        return f"{name}: bool array of shape {value.shape}, {int(value.sum())} of {value.size} True"
+    if isinstance(value, np.ndarray):
+        extent = (f", values in [{value.min():.3g}, {value.max():.3g}]"
+                  if value.size and value.dtype.kind in "iuf" else "")
+        return f"{name}: array of shape {value.shape}{extent}"
+    if isinstance(value, np.generic):
+        value = value.item()  # np.float64(0.5) reads as 0.5
+    if isinstance(value, _PLAIN):
+        return f"{name} = {value!r}"
+    if isinstance(value, (list, tuple)) and len(value) <= 8 and all(isinstance(v, _PLAIN) for v in value):
+        return f"{name} = {value!r}"
+    if isinstance(value, dict):
+        return f"{name}: dict with keys {sorted(value, key=str)}"
+    return f"{name}: {getattr(value, 'typename', type(value).__name__)}"
+
+
+def _chooses_option(value, default) -> bool:
+    """Whether an argument picks another option than its parameter's default: another string or flag
+    (scheme="xavier", cell="rnn"), or something where the default is None (a mask). Another number is a
+    setting (lr, alpha, eps), not a branch of the code that could be missing."""
+    if value is default or not (default is None or isinstance(default, (str, bool, np.bool_))):
+        return False
+    if isinstance(value, _PLAIN) and isinstance(default, _PLAIN):
+        try:
+            return not bool(value == default)
+        except (TypeError, ValueError):
+            return True
+    return True
 
 
 @dataclass
@@ -109,6 +206,15 @@ class Tester:
         message = exc.message if isinstance(exc, StudentError) else str(exc)
         where = exc.where if isinstance(exc, StudentError) else student_frame(exc)
         if "NotImplementedError" in mro:
+            options = self._options_given(name, fn, args, kwargs)
+            if options:  # the function is written for its defaults: only this option is missing, the rest can run
+                chosen = ", ".join(options)
+                return Failure(f"`{name}` raises NotImplementedError when called with {chosen}: that option is not "
+                               "written yet.", inputs=self.describe_args(fn, args, kwargs), raised_at=where,
+                               cause=f"the branch for {chosen} still raises NotImplementedError (or a function it "
+                                     "calls does); the other checks still run.",
+                               hint=f"write the code for {chosen} in place of its `raise NotImplementedError()`, "
+                                    "then run the cell.")
             return NotWritten(f"`{name}` is not written yet: it raises NotImplementedError.",
                               hint="replace the `raise NotImplementedError()` line with your code, then run the cell.")
         if isinstance(exc, StudentError) and type_name == "NameError" and message.endswith(" is not defined") \
@@ -122,20 +228,34 @@ class Tester:
                        raised_at=where,
                        hint="run the function by hand on these inputs and print the shape of each intermediate.")
 
+    def _options_given(self, name: str, fn, args, kwargs) -> list[str]:
+        """The arguments of a call that choose another option than the default (see _chooses_option), described
+        ("scheme = 'xavier'"); empty for a call that keeps every option at its default.
+
+        The parameters are the student's where their function can be inspected (in a notebook), else the
+        reference's (when a class is graded, the student's function lives in a kernel; the contract fixes the
+        signature).
+        """
+        signature = _signature(fn)
+        if signature is None and not is_returned_function(fn) and self.expected is not None:
+            try:
+                signature = _signature(self.expected.function(name))
+            except LookupError:
+                signature = None
+        if signature is None:
+            return []
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:
+            return []
+        return [_describe(param, value) for param, value in bound.arguments.items()
+                if signature.parameters[param].default is not inspect.Parameter.empty
+                and _chooses_option(value, signature.parameters[param].default)]
+
     @staticmethod
     def describe_args(fn, args, kwargs) -> str:
-        parts = []
-        for arg_name, value in zip(argument_names(fn, args, kwargs), list(args) + list(kwargs.values())):
-            if isinstance(value, np.ndarray):
-                extent = f", values in [{value.min():.3g}, {value.max():.3g}]" if value.size and value.dtype.kind in "biuf" else ""
-                parts.append(f"{arg_name}: array of shape {value.shape}{extent}")
-            elif isinstance(value, (int, float, np.number)):
-                parts.append(f"{arg_name} = {value!r}")
-            elif isinstance(value, dict):
-                parts.append(f"{arg_name}: dict with keys {sorted(value)}")
-            else:
-                parts.append(f"{arg_name}: {type(value).__name__}")
-        return "; ".join(parts)
+        """Every argument of a call by the student's parameter name, e.g. "T = 3; D = 4" (the `inputs` line)."""
+        return "; ".join(_describe(arg_name, value) for arg_name, value in _named_arguments(fn, args, kwargs))
 
     # -- reading results -----------------------------------------------------------------------------------
     def array(self, got, what: str) -> np.ndarray:
@@ -260,7 +380,8 @@ class Tester:
           hints: gradient name -> where to look when it is wrong.
         Steps: each output must match the reference; each upstream gradient is random (never ones); each
         gradient must match centered differences of sum_i(reference forward(...)[i] * dout_i) with a relative
-        error below gradcheck.GRAD_REL_TOL (t.gradient).
+        error below gradcheck.GRAD_REL_TOL (t.gradient). Every gradient is checked: one wrong gradient fails
+        with its own message, several fail together (SeveralFailures, one entry each).
         Returns:
           the student's gradients {name: value}.
         """
@@ -283,13 +404,25 @@ class Tester:
         mistakes = candidates(douts) if callable(candidates) else (candidates or {})
         inputs = (f"{forward} inputs: " + self.describe_args(self.student(forward), args, kwargs)
                   + ("; dout random" if n_out == 1 else "; upstream gradients random"))
+        failed = []  # every gradient is checked, so that a wrong dW is not hidden behind a wrong dX
         for grad_name, where in wrt.items():
-            if grad_name not in grads:
-                raise Failure(f"`{backward}` did not return {grad_name}.",
-                              hint=f"return every gradient the docstring of `{backward}` lists.")
-            numerical = self.data("numerical_gradient", forward, list(args), kwargs, where, douts)
-            self.gradient(grads[grad_name], numerical, f"{grad_name} from {backward}", batch=batch,
-                          candidates=mistakes.get(grad_name), inputs=inputs, hint=(hints or {}).get(grad_name))
+            try:
+                if grad_name not in grads:
+                    raise Failure(f"`{backward}` did not return {grad_name}.",
+                                  hint=f"return every gradient the docstring of `{backward}` lists.")
+                numerical = self.data("numerical_gradient", forward, list(args), kwargs, where, douts)
+                self.gradient(grads[grad_name], numerical, f"{grad_name} from {backward}", batch=batch,
+                              candidates=mistakes.get(grad_name), inputs=inputs, hint=(hints or {}).get(grad_name))
+            except NotWritten:
+                raise
+            except Failure as failure:
+                failed.append((grad_name, failure))
+        if len(failed) == 1:
+            raise failed[0][1]
+        if failed:
+            names = ", ".join(grad_name for grad_name, _ in failed)
+            raise SeveralFailures(f"{len(failed)} of the {len(wrt)} gradients from {backward} are wrong: {names} "
+                                  "(each is listed below).", failed, inputs=inputs)
         return grads
 
     def raises(self, exception: type, name: str, *args, hint: str | None = None, **kwargs) -> None:

@@ -26,9 +26,11 @@ from ..visible.attention import (
     _mha_params,
     _out,
     _require_bool_mask,
+    _reversal,
     _train_and_measure,
 )
 from . import generates
+from .backprop import _losses_of, draws_only_from_rng
 
 _, hidden = checks_for("04_attention")
 
@@ -750,3 +752,13 @@ def reaches_95_percent_within_the_budget(t):
                        "the vocabulary from the data.")
         t.require(seconds <= budget, f"training took {seconds:.1f} s on reversal with T = {T}; the budget is {budget:.0f} s.",
                   hint="vectorize over the batch and the heads; fewer steps or a smaller model.")
+
+
+@hidden("train_sequence_model")
+def randomness_only_from_the_rng_given(t):
+    """a small reversal task, three runs: rngs seeded alike train alike, rngs seeded differently do not"""
+    data_rng = np.random.default_rng(5)
+    X_train, Y_train = _reversal(data_rng, 64, 5, 6)
+    X_val, Y_val = _reversal(data_rng, 16, 5, 6)
+    draws_only_from_rng(t, "train_sequence_model", lambda rng: _losses_of(t, "train_sequence_model", t.call(
+        "train_sequence_model", X_train, Y_train, X_val, Y_val, rng)))

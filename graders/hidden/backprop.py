@@ -15,11 +15,13 @@ from ..checks.failures import Failure
 from .gradients import numerical_gradient
 from ..checks.registry import checks_for
 from ..tooling.course import course_root
-from ..visible.backprop import (_bn_grads, _bn_parts, _bn_train_check, _clip_check, _dense_inputs,
-                                _dense_shape_names, _dense_unpack, _digits_split, _dropout_backward_check,
-                                _dropout_out, _flat, _grad_sequence, _kept_check, _mlp_params, _named_shape,
-                                _opt_params, _read_dict, _sce_check, _train, _trajectory_check)
+from ..visible.backprop import (_at_step, _bn_grads, _bn_parts, _bn_train_check, _cache, _clip_check,
+                                _dense_inputs, _dense_shape_names, _dense_unpack, _digits_split,
+                                _dropout_backward_check, _dropout_out, _flat, _grad_sequence, _kept_check,
+                                _mlp_params, _named_shape, _opt_params, _read_dict, _sce_check, _train,
+                                _trajectory_check)
 from . import generates
+from .mlp import clipped_cross_entropies
 
 _, hidden = checks_for("03_backprop")
 
@@ -82,7 +84,8 @@ def dense_batch_sum_and_scale(t):
     X, W, b = _dense_inputs(t.rng, n, d, h)
     dout = t.rng.normal(size=(n, h))
     slips = t.data("backprop_dense_backward_slips", X, W, dout)
-    grads = t.part(t.call("dense_backward", dout, (X, W)), _dense_unpack, "dense_backward")
+    grads = t.part(t.call("dense_backward", dout, _cache(t, "dense_forward", X, W, b)), _dense_unpack,
+                   "dense_backward")
     names = _dense_shape_names(n, d, h)
     t.close(_named_shape(t, grads["db"], (h,), "db", names["db"]), dout.sum(axis=0), "db", batch=n,
             candidates=slips["db"])
@@ -98,7 +101,8 @@ def dense_single_example(t):
     X, W, b = _dense_inputs(t.rng, 3, 4, 4)
     dout = t.rng.normal(size=(3, 4))
     slips = t.data("backprop_dense_backward_slips", X, W, dout)
-    grads = t.part(t.call("dense_backward", dout, (X, W)), _dense_unpack, "dense_backward")
+    grads = t.part(t.call("dense_backward", dout, _cache(t, "dense_forward", X, W, b)), _dense_unpack,
+                   "dense_backward")
     t.close(grads["dX"], dout @ W.T, "dX with a square W", candidates=slips["dX"])
     t.close(grads["dW"], X.T @ dout, "dW with a square W", candidates=slips["dW"])
 
@@ -125,7 +129,7 @@ def relu_kink_and_negatives(t):
     X[0, :2] = 0.0
     X[3, 3] = 0.0
     dout = t.rng.normal(size=(5, 4))
-    got = t.call("relu_backward", dout, X)
+    got = t.call("relu_backward", dout, _cache(t, "relu_forward", X))
     t.close(got, dout * (X > 0), "relu_backward(dout, X)", candidates=t.data("backprop_relu_backward_slips", X, dout))
 
 
@@ -155,7 +159,8 @@ def sce_slips(source, logits, y):
     ref_loss, _ = source.function("softmax_cross_entropy")(logits.copy(), y.copy())
     log_p0 = log_softmax(logits.T).T  # the softmax over the wrong axis (the batch)
     axis0 = "the softmax is taken over axis 0 (the batch): normalize each row, over the classes (axis=-1)."
-    loss = {axis0: float(-np.mean(log_p0[np.arange(n), y]))}
+    loss = {axis0: float(-np.mean(log_p0[np.arange(n), y])),
+            **clipped_cross_entropies(p[np.arange(n), y], ref_loss)}
     if n > 1:
         loss["the loss is summed over the batch: take the mean (divide by N)."] = n * ref_loss
     return {"loss": loss,
@@ -323,14 +328,15 @@ def loss_and_grads_single_example(t):
 # -- Part 4: optimizers ------------------------------------------------------------------------------------
 
 def _run(step_fn, params, grad_seq, **kwargs):
-    """Parameters after each step of a (reference or mistaken) optimizer from state None, its state fed back.
+    """Parameters after each step of a (reference or mistaken) optimizer from state None, its state fed back;
+    kwargs are the hyperparameters, a list for one that changes between steps (see _at_step).
 
     Returns:
       (steps, P) array: row s holds the parameters after step s + 1, raveled in params' key order.
     """
     keys, state, out = list(params), None, []
-    for grads in grad_seq:
-        params, state = step_fn(params, grads, state, **kwargs)
+    for step, grads in enumerate(grad_seq):
+        params, state = step_fn(params, grads, state, **_at_step(kwargs, step))
         out.append(_flat(params, keys))
     return np.stack(out)
 
@@ -367,7 +373,9 @@ def momentum_slips(source, params, grad_seq, **kwargs):
     them): {mistake: (steps, P) trajectory}; "beta ignored" only when beta is not the default 0.9."""
     mistakes = {
         "v = beta*v + (1 - beta)*g is another convention: ours (PyTorch's) is v = beta*v + g.": _momentum_ema,
-        "lr is folded into v (v = beta*v + lr*g): our convention is v = beta*v + g, then p = p - lr*v.": _momentum_lr_in_v,
+        "lr is folded into the velocity (v = beta*v - lr*g, p = p + v; or v = beta*v + lr*g, p = p - v): that "
+        "equals our rule only while lr stays the same, since the velocity keeps the old steps' lr. Ours (PyTorch's) "
+        "is v = beta*v + g, then p = p - lr*v.": _momentum_lr_in_v,
         "the velocity is not carried between steps (plain SGD): keep v in the returned state.": _momentum_no_state,
     }
     if kwargs.get("beta", 0.9) != 0.9:
@@ -389,11 +397,19 @@ def momentum_other_beta(t):
     _trajectory_check(t, "momentum_step", params, _grad_sequence(t.rng, params, 5), lr=0.2, beta=0.5)
 
 
-def _adam_variant(bias_correction=True, advance=True, eps_inside=False, no_square=False):
-    """An Adam step with one option changed (all defaults: the contract's Adam)."""
+@hidden("momentum_step")
+def momentum_learning_rate_changes_between_steps(t):
+    """five steps whose lr changes (0.1, 0.1, 0.02, 0.3, 0.05), as a schedule does: the velocity holds gradients"""
+    params = _opt_params(t.rng)
+    _trajectory_check(t, "momentum_step", params, _grad_sequence(t.rng, params, 5), lr=[0.1, 0.1, 0.02, 0.3, 0.05])
+
+
+def _adam_variant(bias_correction=True, advance=True, eps_inside=False, no_square=False, first_t=0):
+    """An Adam step with one option changed (all defaults: the contract's Adam); first_t is the step count the
+    state holds before the first step (the contract's 0, so that the first step has t = 1)."""
     def step(params, grads, state, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
         if state is None:
-            state = {"t": 0, "m": {k: 0.0 for k in params}, "v": {k: 0.0 for k in params}}
+            state = {"t": first_t, "m": {k: 0.0 for k in params}, "v": {k: 0.0 for k in params}}
         t = state["t"] + 1 if advance else 1
         m = {k: beta1 * state["m"][k] + (1 - beta1) * grads[k] for k in params}
         v = {k: beta2 * state["v"][k] + (1 - beta2) * (np.abs(grads[k]) if no_square else grads[k] ** 2)
@@ -427,6 +443,8 @@ _ADAM_MISTAKES = {
     "no bias correction: divide m by (1 - beta1**t) and v by (1 - beta2**t).": _adam_variant(bias_correction=False),
     "t is not advanced between steps (the bias correction of step 1 is used every time): keep t in the state "
     "and add 1 at each step.": _adam_variant(advance=False),
+    "the step count starts at 1 and is advanced before the first step, so the first bias correction uses t = 2: "
+    "start the state at t = 0 and add 1 at the top of every step (the first step has t = 1).": _adam_variant(first_t=1),
     "only the first moment is bias-corrected: divide v by (1 - beta2**t) too.": _adam_first_moment_only_corrected,
     "eps is inside the square root: PyTorch divides by sqrt(v_hat) + eps.": _adam_variant(eps_inside=True),
     "the second moment uses |g| instead of g**2.": _adam_variant(no_square=True),
@@ -714,10 +732,10 @@ def identity_at_evaluation(t):
 
 
 def _bn_variant(X, gamma, beta, running, train, momentum=0.9, eps=1e-5, ddof=0, eval_batch=False,
-                swap=False, eps_outside=False, no_update=False, running_ddof=0):
+                swap=False, eps_outside=False, no_update=False, running_ddof=0, zero_var_start=False):
     """batchnorm_forward with one option changed (all defaults: the contract's): (out, None, new running)."""
     d = X.shape[1]
-    running = running or {"mean": np.zeros(d), "var": np.ones(d)}
+    running = running or {"mean": np.zeros(d), "var": np.zeros(d) if zero_var_start else np.ones(d)}
     if train or eval_batch:
         mean, var = X.mean(axis=0), X.var(axis=0, ddof=ddof) if X.shape[0] > ddof else np.zeros(d)
     else:
@@ -728,6 +746,11 @@ def _bn_variant(X, gamma, beta, running, train, momentum=0.9, eps=1e-5, ddof=0, 
         running = {"mean": a * running["mean"] + b * mean, "var": a * running["var"] + b * batch_var}
     x_hat = (X - mean) / (np.sqrt(var) + eps if eps_outside else np.sqrt(var + eps))
     return gamma * x_hat + beta, None, running
+
+
+_BN_ZERO_VAR_START = ("the running variance starts at zeros: with running=None start from mean zeros(D) and "
+                      "variance ones(D) (a variance of 0 claims every feature is constant), then new = momentum * old "
+                      "+ (1 - momentum) * batch statistic.")
 
 
 @generates("backprop_batchnorm_forward_slips")
@@ -747,6 +770,8 @@ def batchnorm_forward_slips(source, X, gamma, beta, running, train, **kwargs):
                 **{key: {"the running statistics are updated at evaluation: only training steps update them.":
                          _bn_variant(X, gamma, beta, running, True, **kwargs)[2][key]} for key in ("mean", "var")}}
     start = running or {"mean": np.zeros(X.shape[1]), "var": np.ones(X.shape[1])}
+    zero_start = ({_BN_ZERO_VAR_START: _bn_variant(*args, zero_var_start=True, **kwargs)[2]["var"]}
+                  if running is None else {})
     return {"out": {"the unbiased variance (ddof=1) is used: batch norm normalizes with the biased one, X.var(axis=0).":
                     _bn_variant(*args, ddof=1, **kwargs)[0],
                     "eps is added to the standard deviation: use sqrt(var + eps).":
@@ -757,7 +782,8 @@ def batchnorm_forward_slips(source, X, gamma, beta, running, train, **kwargs):
                      "momentum is applied the other way round: new = momentum*old + (1 - momentum)*batch.":
                      _bn_variant(*args, swap=True, **kwargs)[2][key],
                      "the running variance uses the unbiased batch variance: the contract uses the biased one.":
-                     _bn_variant(*args, running_ddof=1, **kwargs)[2][key]}
+                     _bn_variant(*args, running_ddof=1, **kwargs)[2][key],
+                     **(zero_start if key == "var" else {})}
                for key in ("mean", "var")}}
 
 
@@ -795,14 +821,16 @@ def evaluation_mode_uses_running(t):
 @hidden("batchnorm_forward")
 def running_none_then_updates(t):
     """running=None starts from mean 0, variance 1; three training steps fed back"""
-    running_ref = running_student = None
+    running_ref = running_student = running_zero_start = None
     for _ in range(3):
         X = t.rng.normal(size=(5, 3)) * 2 + 3
         gamma, beta = np.ones(3), np.zeros(3)
         _, _, running_ref = t.ref("batchnorm_forward")(X, gamma, beta, running_ref, True)
+        _, _, running_zero_start = _bn_variant(X, gamma, beta, running_zero_start, True, zero_var_start=True)
         _, _, running_student = _bn_parts(t, X, gamma, beta, running_student, True)
         for key in ("mean", "var"):
             t.close(running_student[key], running_ref[key], f"running[{key!r}] after successive training steps",
+                    candidates={_BN_ZERO_VAR_START: running_zero_start["var"]} if key == "var" else None,
                     hint="with running=None start from {'mean': zeros(D), 'var': ones(D)}, then "
                          "new = momentum * old + (1 - momentum) * batch statistic.")
 
@@ -875,6 +903,45 @@ def reaches_97_percent_on_the_digits(t):
     t.require(float(np.mean(losses[-5:])) < float(np.mean(losses[:5])),
               'history["loss"] does not go down during training.',
               hint="record the loss of every step, in order.")
+
+
+def draws_only_from_rng(t, name: str, run, seeds=(7, 7, 8)) -> None:
+    """The student's `name` takes its randomness from the rng it is given, and only from it: generators seeded
+    alike give the same result, generators seeded differently different ones.
+
+    Inputs:
+      name: the contract function, for messages.
+      run: rng -> what a call of `name` with that rng gave, as an array (e.g. its history["loss"]).
+      seeds: three seeds, the first two equal.
+    """
+    first, again, other = (run(np.random.default_rng(seed)) for seed in seeds)
+    t.require(first.shape == again.shape and np.array_equal(first, again),
+              f"`{name}` gave different results for two generators seeded alike (np.random.default_rng({seeds[0]})).",
+              cause=f"`{name}` draws from somewhere other than rng: np.random.* (the global state), or a new "
+                    "np.random.default_rng() made inside the function without a seed.",
+              hint="draw every random number (initialization, shuffling, dropout) from the rng argument, and pass "
+                   "that rng on to the functions that need one.")
+    t.require(first.shape != other.shape or not np.array_equal(first, other),
+              f"`{name}` gave exactly the same results for generators seeded differently ({seeds[0]} and "
+              f"{seeds[2]}): the rng argument is ignored.",
+              cause="the function makes its own generator with a fixed seed (rng = np.random.default_rng(0)) or "
+                    "calls np.random.seed, so every run is the same whatever rng it is given.",
+              hint="use the rng you are given (pass it to init_mlp, to rng.permutation for the shuffling, ...) "
+                   "instead of making one.")
+
+
+def _losses_of(t, name: str, result) -> np.ndarray:
+    """history["loss"] of a training function's (predict, history) result, as a float vector."""
+    history = t.part(result, lambda r: r[1], name)
+    return t.array(t.part(history, lambda h: h["loss"], f"the history of {name}"), f'history["loss"] of {name}')
+
+
+@hidden("train_mlp")
+def randomness_only_from_the_rng_given(t):
+    """200 training images, three runs: rngs seeded alike train alike, rngs seeded differently do not"""
+    X_train, X_val, y_train, y_val = _digits_split(t)
+    draws_only_from_rng(t, "train_mlp", lambda rng: _losses_of(t, "train_mlp", t.call(
+        "train_mlp", X_train[:200], y_train[:200], X_val[:50], y_val[:50], rng)))
 
 
 @generates("backprop_digits_split")

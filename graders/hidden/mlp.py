@@ -335,6 +335,33 @@ def log_softmax_suspects(source, z):
             "you returned the softmax itself, not its log.": _softmax_axis(z, -1)}
 
 
+def clipped_cross_entropies(p_true, expected: float) -> dict:
+    """Cross-entropies of the probabilities clipped (or shifted) by a small eps before the log, the way
+    Keras-style code guards log(0); only those that differ from the expected loss and from each other.
+
+    Inputs:
+      p_true: the softmax probability of each example's own class, shape (N,)
+      expected: the right loss, -mean(log_softmax(z)[arange(N), y])
+    Returns:
+      {mistake: the loss it gives, a float}: a clip matters only where a true class is (nearly) impossible or
+      certain, e.g. a logit 1e4 below the row's max, whose loss is about 1e4 rather than -log(eps).
+    """
+    suspects = {}
+    for eps in (1e-7, 1e-8, 1e-12, 1e-15):
+        mistake = (f"the probabilities are clipped at eps = {eps:g} before the log (np.clip(p, {eps:g}, ...) or "
+                   f"log(p + {eps:g})): that caps the loss of an example at -log({eps:g}) = {-np.log(eps):.3g}, "
+                   "while a true class whose logit is 1e4 below the best costs about 1e4. Take the "
+                   "log-probabilities from log_softmax(z): they are exact and need no clipping.")
+        losses = []
+        for form in (np.clip(p_true, eps, 1 - eps), np.maximum(p_true, eps), p_true + eps):
+            loss = float(-np.mean(np.log(form)))
+            # the forms differ only where a true class is nearly certain: name the clip once per distinct loss
+            if not any(np.isclose(loss, seen, rtol=1e-6, atol=1e-8) for seen in [expected] + losses):
+                suspects[mistake + ("" if not losses else f" ({len(losses) + 1})")] = loss
+                losses.append(loss)
+    return suspects
+
+
 @generates("mlp_cross_entropy_suspects")
 def cross_entropy_suspects(source, z, y):
     """Losses of cross_entropy's classic mistakes; the index mix-ups only where N = C makes them run.
@@ -345,7 +372,7 @@ def cross_entropy_suspects(source, z, y):
       {mistake: the loss it gives, a float}
     """
     n = len(y)
-    logp = np.log(_softmax_axis(z, -1))
+    logp = source.function("log_softmax")(z)  # exact for logits of +-1e4, where log(softmax) would be log(0)
     picked = logp[np.arange(n), y]
     suspects = {f"the sum over the batch: the loss is the mean, divide by N = {n}.": float(-np.sum(picked)),
                 "the probabilities are averaged, not their logs: use -mean(log p).":
@@ -354,6 +381,7 @@ def cross_entropy_suspects(source, z, y):
                     float(np.mean(picked)),
                 "the logits are used as log-probabilities (no log_softmax): -mean(logits[arange(N), y]).":
                     float(-np.mean(z[np.arange(n), y]))}
+    suspects.update(clipped_cross_entropies(np.exp(picked), -float(np.mean(picked))))
     if n == z.shape[1]:
         suspects["the indices are swapped, log_probs[y, np.arange(N)]: rows are examples, so "
                  "log_probs[np.arange(N), y]."] = float(-np.mean(logp[y, np.arange(n)]))
@@ -462,7 +490,8 @@ def extreme_logits_and_a_single_example(t):
     """logits of +-1e4 (right and wrong), and N = 1"""
     z = np.array([[1e4, -1e4, 0.0], [1e4, -1e4, 0.0], [-1000.0, 1000.0, 999.0], [0.0, 0.0, 0.0]])
     y = np.array([0, 1, 2, 1])
-    _explained(lambda: t.agrees("cross_entropy", z, y, scalar=True, batch=4),
+    _explained(lambda: t.agrees("cross_entropy", z, y, scalar=True, batch=4,
+                                candidates=t.data("mlp_cross_entropy_suspects", z, y)),
                _log_softmax_cause() + " In cross_entropy, call your log_softmax.", when=("NumPy warning",))
     _explained(lambda: _check_ce(t, t.rng.normal(size=(1, 6)), np.array([4])), _log_softmax_cause(),
                when=("NumPy warning",))

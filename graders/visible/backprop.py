@@ -91,13 +91,18 @@ def _dense_unpack(r):
     return dict(zip(("dX", "dW", "db"), r))
 
 
+def _cache(t, forward, *args):
+    """The cache of the student's own `forward(*args)` (its form is theirs: only their backward reads it)."""
+    return t.part(t.call(forward, *args), lambda r: r[1], forward)
+
+
 @visible("dense_backward")
 def shapes_and_the_worked_example(t):
     """the worked example (one row) and the shapes of dX, dW, db"""
     x, W = np.array([[1.0, 2.0]]), np.array([[0.5, -1.0], [0.25, 1.0]])
     dout = np.array([[1.0, -2.0]])
     slips = t.data("backprop_dense_backward_slips", x, W, dout)
-    result = t.call("dense_backward", dout, (x, W))
+    result = t.call("dense_backward", dout, _cache(t, "dense_forward", x, W, np.zeros(2)))
     grads = t.part(result, _dense_unpack, "dense_backward")
     names = _dense_shape_names(1, 2, 2)
     t.close(_named_shape(t, grads["dX"], (1, 2), "dX", names["dX"]), [[2.5, -1.75]], "dX", candidates=slips["dX"])
@@ -105,7 +110,8 @@ def shapes_and_the_worked_example(t):
             candidates=slips["dW"])
     t.close(_named_shape(t, grads["db"], (2,), "db", names["db"]), [1.0, -2.0], "db")
     X, W, b = _dense_inputs(t.rng, 4, 3, 5)
-    grads = t.part(t.call("dense_backward", t.rng.normal(size=(4, 5)), (X, W)), _dense_unpack, "dense_backward")
+    grads = t.part(t.call("dense_backward", t.rng.normal(size=(4, 5)), _cache(t, "dense_forward", X, W, b)),
+                   _dense_unpack, "dense_backward")
     for key, shape in (("dX", (4, 3)), ("dW", (3, 5)), ("db", (5,))):
         arr = _named_shape(t, grads[key], shape, f"{key} from dense_backward (N=4, D_in=3, D_out=5)",
                            _dense_shape_names(4, 3, 5)[key])
@@ -116,7 +122,7 @@ def shapes_and_the_worked_example(t):
 def the_worked_example_relu(t):
     """X = [-1, 0, 2], dout = [5, 6, 7] gives [0, 0, 7]"""
     X, dout = np.array([-1.0, 0.0, 2.0]), np.array([5.0, 6.0, 7.0])
-    got = t.call("relu_backward", dout, X)
+    got = t.call("relu_backward", dout, _cache(t, "relu_forward", X))
     t.close(got, np.array([0.0, 0.0, 7.0]), "relu_backward(dout, X)",
             candidates=t.data("backprop_relu_backward_slips", X, dout))
 
@@ -202,15 +208,22 @@ _TRAJECTORY_SLIPS = {"momentum_step": "backprop_momentum_slips", "adam_step": "b
                      "adamw_step": "backprop_adamw_slips"}
 
 
+def _at_step(kwargs, step):
+    """The hyperparameters of step `step` (0-based): a list value is a schedule, one entry per step (e.g.
+    lr=[0.1, 0.02, ...]); any other value holds for every step."""
+    return {key: value[step] if isinstance(value, list) else value for key, value in kwargs.items()}
+
+
 def _student_trajectory(t, name, params, grad_seq, **kwargs):
-    """The student's optimizer `name` run over grad_seq from state None, its own state fed back each step.
+    """The student's optimizer `name` run over grad_seq from state None, its own state fed back each step;
+    kwargs are the hyperparameters, a list for one that changes between steps (see _at_step).
 
     Returns:
       (steps, P) array: row s holds the parameters after step s + 1, raveled in params' key order.
     """
     keys, state, out = list(params), None, []
     for step, grads in enumerate(grad_seq, start=1):
-        result = t.call(name, params, grads, state, **kwargs)
+        result = t.call(name, params, grads, state, **_at_step(kwargs, step - 1))
         new_params = t.part(result, lambda r: r[0], name)
         state = t.part(result, lambda r: r[1], name)
         params = _read_dict(t, new_params, keys, f"the parameters returned at step {step}", params)

@@ -306,6 +306,31 @@ def train_sequence_model(X_train, Y_train, X_val, Y_val, rng, **config):
         p, state = adam_step(p, g, state, lr=5e-3)
     return (lambda X: np.argmax(forward(X, p)[0], axis=-1)), history
 """, expect=r"validation token accuracy .* at least 95%"),
+    # -- issue 11: feedback that names the mistake every time
+    Wrong("mha_backward", "dWo from the first sequence only and dX without the key path", """
+_reference_mha_backward = mha_backward
+def mha_backward(dout, cache):
+    X, params, n_heads, A, attention_cache = cache
+    _, grads = _reference_mha_backward(dout, cache)
+    dQ, dK, dV = (merge_heads(g) for g in attention_backward(split_heads(dout @ params["Wo"].T, n_heads),
+                                                             attention_cache))
+    grads = dict(grads, Wo=A[0].T @ dout[0])
+    return dQ @ params["Wq"].T + dV @ params["Wv"].T, grads
+""", expect=r"2 of the 8 gradients from mha_backward are wrong: dX, dWo.*dX misses the key path.*dWo from"),
+    Wrong("positional_encoding", "*args signature with sin and cos swapped", """
+def positional_encoding(*args):
+    T, D = args
+    angle = np.arange(T)[:, None] / 10000 ** (np.arange(0, D, 2)[None, :] / D)
+    pe = np.zeros((T, D))
+    pe[:, 0::2], pe[:, 1::2] = np.cos(angle), np.sin(angle)
+    return pe
+""", expect=r"inputs:\s+args\[0\] = 3; args\[1\] = 4.*sin and cos swapped"),
+    Wrong("train_sequence_model", "a fixed-seed generator made inside", """
+_reference_train_sequence_model = train_sequence_model
+def train_sequence_model(X_train, Y_train, X_val, Y_val, rng, **config):
+    rng = np.random.default_rng(1234)  # "reproducible": the same run whatever rng is passed
+    return _reference_train_sequence_model(X_train, Y_train, X_val, Y_val, rng, **config)
+""", expect=r"the rng argument is ignored"),
 ]
 
 CORRECT = [

@@ -611,6 +611,62 @@ def train_mlp(X_train, y_train, X_val, y_val, rng, epochs=3, lr=1e-3):
             params = sgd_step(params, grads, lr)
     return (lambda X: predict((X - mean) / std, params)), {"loss": losses}
 """, expect=r"accuracy"),
+    # -- issue 11: feedback that names the mistake every time
+    Wrong("softmax_cross_entropy", "probabilities clipped at 1e-7 before the log", """
+def softmax_cross_entropy(logits, y):
+    n = logits.shape[0]
+    p = softmax(logits)
+    loss = float(-np.mean(np.log(np.clip(p[np.arange(n), y], 1e-7, 1 - 1e-7))))
+    d = p.copy()
+    d[np.arange(n), y] -= 1
+    return loss, d / n
+""", expect=r"clipped at eps = 1e-07 before the log"),
+    Wrong("batchnorm_forward", "running variance starting at zeros", """
+def batchnorm_forward(X, gamma, beta, running, train, momentum=0.9, eps=1e-5):
+    if running is None:
+        running = {"mean": np.zeros(X.shape[1]), "var": np.zeros(X.shape[1])}
+    if train:
+        mean, var = X.mean(axis=0), X.var(axis=0)
+        running = {"mean": momentum * running["mean"] + (1 - momentum) * mean,
+                   "var": momentum * running["var"] + (1 - momentum) * var}
+    else:
+        mean, var = running["mean"], running["var"]
+        running = dict(running)
+    inv_std = 1 / np.sqrt(var + eps)
+    x_hat = (X - mean) * inv_std
+    return gamma * x_hat + beta, (x_hat, gamma, inv_std), running
+""", expect=r"running variance starts at zeros"),
+    Wrong("adam_step", "step count starting at 1", """
+def adam_step(params, grads, state, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    if state is None:
+        state = {"t": 1, "m": {k: 0 * p for k, p in params.items()}, "v": {k: 0 * p for k, p in params.items()}}
+    t = state["t"] + 1
+    m = {k: beta1 * state["m"][k] + (1 - beta1) * grads[k] for k in params}
+    v = {k: beta2 * state["v"][k] + (1 - beta2) * grads[k] ** 2 for k in params}
+    new = {k: params[k] - lr * (m[k] / (1 - beta1 ** t)) / (np.sqrt(v[k] / (1 - beta2 ** t)) + eps) for k in params}
+    return new, {"t": t, "m": m, "v": v}
+""", expect=r"step count starts at 1"),
+    Wrong("momentum_step", "velocity with the learning rate in it (v = beta v - lr g; p += v)", """
+def momentum_step(params, grads, state, lr, beta=0.9):
+    v = {k: (beta * state[k] if state is not None else 0.0) - lr * grads[k] for k in params}
+    return {k: params[k] + v[k] for k in params}, v
+""", expect=r"lr is folded into the velocity"),
+    Wrong("train_mlp", "a fixed-seed generator made inside", """
+def train_mlp(X_train, y_train, X_val, y_val, rng, epochs=20, lr=1e-2):
+    rng = np.random.default_rng(0)  # "reproducible": the same run whatever rng is passed
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    Xs = (X_train - mean) / std
+    params, state, losses = init_mlp([64, 128, 10], rng), None, []
+    for _ in range(epochs):
+        order = rng.permutation(len(Xs))
+        for start in range(0, len(Xs), 32):
+            idx = order[start:start + 32]
+            loss, grads = mlp_loss_and_grads(Xs[idx], y_train[idx], params, 1e-3)
+            losses.append(loss)
+            params, state = adam_step(params, grads, state, lr=lr)
+    return (lambda X: predict((X - mean) / std, params)), {"loss": losses}
+""", expect=r"the rng argument is ignored"),
 ]
 
 CORRECT = [
@@ -747,5 +803,18 @@ def train_mlp(X_train, y_train, X_val, y_val, rng, hidden=256, epochs=60, batch_
             losses.append(float(loss))
             params, state = momentum_step(params, grads, state, rate, beta)
     return (lambda X: predict((np.asarray(X, dtype=float) - mean) / spread, params)), {"loss": losses}
+"""),
+    Right("own dense and ReLU forward passes whose caches are dicts, with matching backward passes", """
+def dense_forward(X, W, b):
+    return X @ W + b, {"inputs": X, "weights": W}
+
+def dense_backward(dout, cache):
+    return dout @ cache["weights"].T, cache["inputs"].T @ dout, dout.sum(axis=0)
+
+def relu_forward(X):
+    return np.maximum(X, 0.0), {"open": X > 0}
+
+def relu_backward(dout, cache):
+    return np.where(cache["open"], dout, 0.0)
 """),
 ]

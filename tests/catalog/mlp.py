@@ -324,6 +324,20 @@ def accuracy(pred, y):
 def accuracy(pred, y):
     return float(np.mean(pred != y))
 """, expect=r"error rate"),
+    # -- issue 11: feedback that names the mistake every time
+    Wrong("cross_entropy", "probabilities clipped at 1e-7 before the log", """
+def cross_entropy(logits, y):
+    p = softmax(logits)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0))))
+""", expect=r"clipped at eps = 1e-07 before the log"),
+    Wrong("init_dense", "xavier branch left unwritten", """
+def init_dense(fan_in, fan_out, rng, scheme="he"):
+    if scheme == "he":
+        return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_in, fan_out)), np.zeros(fan_out)
+    if scheme == "xavier":
+        raise NotImplementedError("TODO: xavier")
+    raise ValueError(f"unknown scheme {scheme!r}")
+""", expect=r"[1-9] of \d+ hidden checks passed.*when called with scheme = 'xavier': that option is not written yet"),
 ]
 
 CORRECT = [
