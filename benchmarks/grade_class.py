@@ -1,11 +1,13 @@
 """Grade one class with plain `nbgrader autograde` and with `./course grade`, side by side, in one run.
 
-    .venv/bin/python benchmarks/grade_class.py --students 40 [--workers 2] [--floor-students 5]
+    .venv/bin/python benchmarks/grade_class.py --students 40 [--workers 2] [--floor-students 5] [--db-url URL]
 
 The class: every student hands in every released notebook; by student number, 6 in 10 are fully right,
 2 in 10 half done, 1 in 10 makes a mistake in every assignment, and 1 in 10 hands in a broken file
 (alternately invalid JSON and a notebook with its test cells deleted). Both graders get their own copy
-of the course. The run fails if an honest submission (all but the broken ones) scores differently.
+of the course, each with its own gradebook: nbgrader's default SQLite file in the copy, or for `./course grade`
+the database --db-url names (any URL nbgrader accepts, e.g. postgresql+psycopg://user:password@host/db; it is
+emptied first). The run fails if an honest submission (all but the broken ones) scores differently.
 
 Printed: notebooks per minute for each and their ratio, wall seconds per notebook for each, and two
 floors on a sample of the same notebooks, one at a time: a bare kernel (nbclient, no nbgrader, no sandbox)
@@ -32,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 from graders.tooling.build import build  # noqa: E402
 from graders.tooling.course import available_assignments, nbgrader_meta, notebook_path, read_notebook  # noqa: E402
 from graders.tooling.examples import Submission, make_submission  # noqa: E402
-from graders.tooling.gradebook import exercise_scores, totals  # noqa: E402
+from graders.tooling.gradebook import (  # noqa: E402
+    clear_gradebook, course_db_url, exercise_scores, set_course_db_url, shown_url, totals)
 from graders.engine.sandbox import ONE_BLAS_THREAD  # noqa: E402
 
 
@@ -71,17 +74,22 @@ def make_class(course: Path, students: int, assignments: list[str]) -> list[tupl
     return made
 
 
-def course_copy(base: Path, name: str, assignments: list[str]) -> Path:
+def course_copy(base: Path, name: str, assignments: list[str], db_url: str | None = None) -> Path:
+    """A built copy of the course in base/name; db_url: its gradebook, emptied here (None: nbgrader's default,
+    a new gradebook.db in the copy)."""
     course = base / name
     course.mkdir()
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "source", course / "source")
+    if db_url:
+        set_course_db_url(course, db_url)
+        clear_gradebook(db_url)
     build(assignments, root=course)
     return course
 
 
 def scores(course: Path, assignments: list[str]) -> dict:
-    rows = exercise_scores(f"sqlite:///{course}/gradebook.db", "nn-from-scratch", assignments)
+    rows = exercise_scores(course_db_url(course), "nn-from-scratch", assignments)
     return {(s, a): v for (a, s), v in totals(rows).items()}
 
 
@@ -117,6 +125,9 @@ def main() -> int:
     parser.add_argument("--floor-students", type=int, default=5,
                         help="size of the floor's sample, in students' worth of notebooks, spread over the class")
     parser.add_argument("--assignments", nargs="*", default=None)
+    parser.add_argument("--db-url", default=None,
+                        help="the gradebook of the ./course grade run, any URL nbgrader accepts (emptied first); "
+                             "default: a SQLite gradebook.db in its copy of the course")
     options = parser.parse_args()
     assignments = options.assignments or available_assignments("source")
     env = dict(os.environ, **ONE_BLAS_THREAD)
@@ -125,11 +136,13 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="nnfs-bench-") as tmp:
         base = Path(tmp)
-        plain, ours = course_copy(base, "plain", assignments), course_copy(base, "ours", assignments)
+        plain, ours = course_copy(base, "plain", assignments), course_copy(base, "ours", assignments, options.db_url)
         made = make_class(plain, options.students, assignments)
         make_class(ours, options.students, assignments)
         n = len(made)
         print(f"{options.students} students x {len(assignments)} notebooks = {n} submissions", flush=True)
+        print(f"gradebooks: plain nbgrader {shown_url(course_db_url(plain))}, "
+              f"./course grade {shown_url(course_db_url(ours))}", flush=True)
 
         started = time.perf_counter()
         for assignment in assignments:

@@ -22,6 +22,7 @@ GROUPS = {
     "test_grading_faults": ("e2e", "slow"),
     "test_bundle": ("e2e", "slow"),
     "test_exchange": ("e2e",),
+    "test_gradebook_backends": ("e2e", "slow"),
     "test_browser": ("browser", "slow"),
 }
 GROUP_MARKS = {"unit", "catalog", "e2e", "browser"}

@@ -4,6 +4,9 @@ It proves: each source notebook (ada hands it in verbatim) runs clean and earns 
 notebook (dev hands it in untouched) runs without crashing the grader and earns 0; the example class gets
 exactly its expected scores; feedback and CSVs are written and never show hidden test code; the self-check
 gives a self-learner the same verdict without a gradebook.
+
+The gradebook's tests run on both backends nbgrader's db_url is used with here: its default SQLite file and a
+real PostgreSQL server (tests/postgres.py), and the two demos' reports are compared row by row.
 """
 import csv
 import json
@@ -14,23 +17,43 @@ import sys
 import pytest
 
 from tests.helpers import copy_course
+from tests.postgres import shared_server
 from graders.tooling.course import course_root
 from graders.tooling.examples import load_class
+from graders.tooling.gradebook import set_course_db_url
 from graders.engine.sandbox import ONE_BLAS_THREAD
 
 ROOT = course_root()
+#: The gradebooks the demo runs on: the course's configured db_url (nbgrader's default, a SQLite file in the
+#: course folder), and a database of its own on the session's PostgreSQL server.
+BACKENDS = ("sqlite", "postgresql")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    course = tmp_path_factory.mktemp("course")
-    copy_course(course, ("nbgrader_config.py", "source", "examples"))
-    env = dict(os.environ, **ONE_BLAS_THREAD, NNFS_COURSE_ROOT=str(course))
-    env.pop("MPLBACKEND", None)  # kernels must use the inline backend, as in JupyterLab, so figures render
-    run = subprocess.run([sys.executable, "-m", "graders", "demo"], cwd=course, env=env, capture_output=True,
-                         text=True, timeout=1800)
-    assert run.returncode == 0, run.stdout + run.stderr
-    return course, run.stdout, env
+def demos(tmp_path_factory):
+    """backend -> (course, demo's stdout, env): each backend's demo runs once, when a test first asks for it."""
+    runs = {}
+
+    def run(backend: str):
+        if backend not in runs:
+            course = tmp_path_factory.mktemp(f"course-{backend}")
+            copy_course(course, ("nbgrader_config.py", "source", "examples"))
+            if backend == "postgresql":
+                set_course_db_url(course, shared_server().new_database("demo"))
+            env = dict(os.environ, **ONE_BLAS_THREAD, NNFS_COURSE_ROOT=str(course))
+            env.pop("MPLBACKEND", None)  # kernels must use the inline backend, as in JupyterLab, so figures render
+            demo = subprocess.run([sys.executable, "-m", "graders", "demo"], cwd=course, env=env,
+                                  capture_output=True, text=True, timeout=1800)
+            assert demo.returncode == 0, demo.stdout + demo.stderr
+            runs[backend] = course, demo.stdout, env
+        return runs[backend]
+    return run
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def demo(demos, request):
+    """(course, demo's stdout, env) of the demo on each backend in turn."""
+    return demos(request.param)
 
 
 def test_the_example_class_gets_exactly_its_expected_scores(demo):
@@ -79,8 +102,8 @@ def test_the_demo_says_what_it_wrote_and_why_a_submission_failed(demo):
     assert "total" in out and "cleo" in out
 
 
-def test_selfcheck_gives_a_self_learner_the_same_verdict(demo):
-    course, _, env = demo
+def test_selfcheck_gives_a_self_learner_the_same_verdict(demos):
+    course, _, env = demos("sqlite")  # no gradebook involved: one backend is enough
     notebook = course / "submitted" / "cleo" / "01_neuron" / "neuron.ipynb"
     run = subprocess.run([sys.executable, "-m", "graders", "selfcheck", str(notebook)], env=env,
                          capture_output=True, text=True, timeout=600)
@@ -112,3 +135,14 @@ def test_grading_again_changes_nothing_and_nbgrader_still_reads_the_gradebook(de
     run = subprocess.run([sys.executable, "-m", "nbgrader", "generate_feedback", "01_neuron", "--force"], env=env, cwd=course,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
+
+
+def test_postgresql_and_sqlite_give_the_same_reports(demos):
+    """The same grades whatever the gradebook: nbgrader's own CSV export row for row, and the per-exercise
+    scores. (Row order is compared too: nbgrader sorts students by name, which the example class leaves
+    empty, so the order of ties is the database's; it is the same on both.)"""
+    (sqlite, _, _), (postgresql, out, _) = demos("sqlite"), demos("postgresql")
+    assert "gradebook:             postgresql+psycopg://" in out and shared_server().password not in out
+    for name in ("grades.csv", "exercise_scores.csv"):
+        with open(sqlite / "reports" / name, newline="") as a, open(postgresql / "reports" / name, newline="") as b:
+            assert list(csv.reader(b)) == list(csv.reader(a)), name

@@ -13,7 +13,7 @@ from graders.engine.classgrade import grade_class
 from tests.helpers import copy_course
 from graders.tooling.course import course_root
 from graders.tooling.examples import Submission, make_submission
-from graders.tooling.gradebook import exercise_scores, totals
+from graders.tooling.gradebook import course_db_url, exercise_scores, totals
 from graders.engine.sandbox import GradingLimits
 
 ROOT = course_root()
@@ -63,7 +63,7 @@ def graded(tmp_path_factory):
         limits = GradingLimits(cell_seconds=8, notebook_seconds=240, memory_bytes=2 * 2**30, output_bytes=2**20,
                                processes=64)
         jobs = grade_class(["01_neuron"], workers=2, limits=limits, root=course)
-        rows = exercise_scores(f"sqlite:///{course}/gradebook.db", "nn-from-scratch", ["01_neuron"])
+        rows = exercise_scores(course_db_url(course), "nn-from-scratch", ["01_neuron"])
         yield course, jobs, totals(rows)
     finally:
         os.environ.pop("NNFS_COURSE_ROOT", None)

@@ -23,7 +23,8 @@ ROOT = course_root()
 ENGINE = Path(remote.__file__).resolve().parent
 
 DEFAULTS = {"notebook_seconds": 600.0, "memory_bytes": 3 * 2**30, "cpu_seconds": 900, "processes": 256,
-            "file_bytes": 256 * 2**20, "output_bytes": 2 * 2**20}
+            "file_bytes": 256 * 2**20, "output_bytes": 2 * 2**20, "allow_unfenced": False,
+            "max_answer_bytes": 16 * 2**20}
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""A grading run killed half way picks up where it stopped, and ends with the same grades as an uninterrupted one."""
+"""A grading run killed half way picks up where it stopped, and ends with the same grades as an uninterrupted one,
+with the gradebook in nbgrader's default SQLite file and on a real PostgreSQL server (tests/postgres.py)."""
 import os
 import shutil
 import signal
@@ -6,16 +7,23 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.helpers import copy_course
+from tests.postgres import postgres  # noqa: F401  (the fixture)
 from graders.tooling.course import course_root
 from graders.tooling.examples import load_class
+from graders.tooling.gradebook import set_course_db_url
 from graders.engine.sandbox import ONE_BLAS_THREAD
 
 ROOT = course_root()
 
 
-def test_a_killed_run_resumes_and_gives_the_expected_grades(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_killed_run_resumes_and_gives_the_expected_grades(tmp_path, backend, request):
     copy_course(tmp_path, ("nbgrader_config.py", "source", "examples"))
+    if backend == "postgresql":  # sqlite: the course's own db_url, nbgrader's default gradebook.db
+        set_course_db_url(tmp_path, request.getfixturevalue("postgres").new_database("resume"))
     env = dict(os.environ, **ONE_BLAS_THREAD, NNFS_COURSE_ROOT=str(tmp_path))
     env.pop("MPLBACKEND", None)
     code = ("from graders.tooling.build import build; from graders.tooling.examples import write_class; "

@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="assignment ids under source/ (default: every one with submissions)")
     grade.add_argument("--workers", type=int, metavar="N", help="parallel kernels (default: one per core)")
     grade.add_argument("--force", action="store_true", help="grade again even what is already graded")
+    grade.add_argument("--allow-unfenced", action="store_true",
+                       help="grade even where no kernel can be fenced (no user namespaces and not root): the "
+                            "submissions then run with rlimits only; by default grading refuses and says why")
 
     bundle = _add_command(
         subparsers, "release-bundle", "write one zip per assignment with everything a student needs",

@@ -17,8 +17,9 @@ from pathlib import Path
 #: The clone this package runs from (an editable install): pyproject.toml and tests/ are here.
 CHECKOUT = Path(__file__).resolve().parents[2]
 
-#: What the demo writes into the course folder (and wipes before it starts again).
-DEMO_OUTPUTS = ("gradebook.db", "submitted", "autograded", "feedback", "reports", ".grading")
+#: What the demo writes into the course folder (and wipes before it starts again), besides the gradebook,
+#: which is wherever the course's db_url says.
+DEMO_OUTPUTS = ("submitted", "autograded", "feedback", "reports", ".grading")
 
 
 def build_command(options: argparse.Namespace) -> int:
@@ -45,9 +46,15 @@ def demo_command(options: argparse.Namespace) -> int:
 
     root = course_root()
     example_class = load_class(root)
+    db_url = gradebook.course_db_url(root)
     if not _only_examples_here(root, set(example_class.STUDENTS)):
         print("submitted/ holds submissions other than the example class; the demo would overwrite your "
               "gradebook. Run it in a fresh clone of the course instead.", file=sys.stderr)
+        return 1
+    if not gradebook.gradebook_students(db_url) <= set(example_class.STUDENTS):
+        print(f"the gradebook ({gradebook.shown_url(db_url)}) holds students other than the example class; the "
+              "demo would empty it. Run it in a fresh clone of the course, with a gradebook of its own.",
+              file=sys.stderr)
         return 1
     started = time.perf_counter()
     for name in DEMO_OUTPUTS:
@@ -56,6 +63,7 @@ def demo_command(options: argparse.Namespace) -> int:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+    gradebook.clear_gradebook(db_url)
     (root / "autograded").mkdir()
     (root / "autograded" / "README.md").write_text(
         "`nbgrader autograde` writes graded copies of the submissions here (`autograded/<student>/<assignment>/`).\n"
@@ -78,7 +86,7 @@ def demo_command(options: argparse.Namespace) -> int:
     for assignment in assignments:
         api.generate_feedback(assignment)
 
-    db_url, course_id = api.coursedir.db_url, api.coursedir.course_id
+    course_id = api.coursedir.course_id
     rows = gradebook.exercise_scores(db_url, course_id, assignments)
     reports = root / "reports"
     gradebook.write_exercise_csv(rows, reports / "exercise_scores.csv")
@@ -98,19 +106,28 @@ def demo_command(options: argparse.Namespace) -> int:
     print(f"feedback for students: {root / 'feedback'}/<student>/<assignment>/*.html")
     print(f"autograde seconds:     {reports / 'autograde_seconds.csv'}")
     print(f"graded notebooks:      {root / 'autograded'}/<student>/<assignment>/")
-    print(f"gradebook:             {db_url}")
+    print(f"gradebook:             {gradebook.shown_url(db_url)}")
     print(f"demo finished in {time.perf_counter() - started:.0f} s")
     return 0
 
 
 def grade_command(options: argparse.Namespace) -> int:
     """options.assignments ([] for every one with submissions), options.workers (None: one per core),
-    options.force. Returns 1 if the grader itself failed on a submission, 130 on Ctrl-C."""
-    from ..engine.classgrade import grade_class, summary_table
+    options.force, options.allow_unfenced. Returns 1 if the grader itself failed on a submission, 2 if no kernel
+    can be fenced here (and unfenced grading was not allowed), 130 on Ctrl-C."""
+    from ..engine.classgrade import course_limits, grade_class, summary_table
+    from ..engine.sandbox import FenceUnavailable
+    from .course import course_root
+    limits = course_limits(course_root())
+    if options.allow_unfenced:
+        limits.allow_unfenced = True
     try:
-        jobs = grade_class(options.assignments or None, workers=options.workers, force=options.force)
+        jobs = grade_class(options.assignments or None, workers=options.workers, force=options.force, limits=limits)
     except KeyboardInterrupt:
         return 130
+    except FenceUnavailable as refusal:
+        print(f"./course grade: {refusal}", file=sys.stderr)
+        return 2
     print(summary_table(jobs))
     return 1 if any(job.status == "failed" for job in jobs) else 0
 

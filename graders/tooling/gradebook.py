@@ -2,6 +2,10 @@
 
 Exercises are named by the test cells' grade ids (`test_<exercise>_<visible|hidden>`), so a student's
 score on an exercise is the sum of its visible and hidden cells.
+
+The gradebook is wherever the course's nbgrader_config.py puts it (`c.CourseDirectory.db_url`, any URL
+nbgrader's SQLAlchemy accepts: nbgrader's default SQLite file `gradebook.db` in the course folder, or e.g.
+`postgresql+psycopg://user:password@host/database`); nothing here assumes a backend.
 """
 from __future__ import annotations
 
@@ -9,10 +13,74 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import Base, Gradebook, MissingEntry, Student
 from nbgrader.plugins import CsvExportPlugin
+from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy.engine import URL, make_url
 
+from .build import nbgrader_api
 from .course import exercise_of
+
+
+def course_db_url(root: Path) -> str:
+    """root: a course folder. Returns the URL of its gradebook as nbgrader sees it: its nbgrader_config.py's
+    CourseDirectory.db_url, or nbgrader's default, sqlite:///<root>/gradebook.db."""
+    return nbgrader_api(root).coursedir.db_url
+
+
+def set_course_db_url(root: Path, db_url: str) -> None:
+    """Point the course at `root` (its nbgrader_config.py, which every nbgrader command and ./course reads)
+    at the gradebook `db_url`; the last setting in the file wins."""
+    with open(Path(root) / "nbgrader_config.py", "a", encoding="utf-8") as handle:
+        handle.write(f"\nc.CourseDirectory.db_url = {db_url!r}\n")
+
+
+def shown_url(db_url: str) -> str:
+    """db_url with its password (if any) masked, to print."""
+    return make_url(db_url).render_as_string(hide_password=True)
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL (None for an in-memory database or another backend)."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def gradebook_students(db_url: str) -> set[str]:
+    """The ids of the students in the gradebook at db_url; empty where there is no gradebook yet. Creates
+    nothing (not even an empty SQLite file)."""
+    url = make_url(db_url)
+    sqlite_file = _sqlite_file(url)
+    if sqlite_file is not None and not sqlite_file.exists():
+        return set()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table(Student.__tablename__):
+                return set()
+            return set(connection.scalars(select(Student.id)))
+    finally:
+        engine.dispose()
+
+
+def clear_gradebook(db_url: str) -> None:
+    """Empty the gradebook at db_url, so that the next nbgrader command starts a new one: a SQLite file is
+    deleted; in any other database nbgrader's tables (and only those) are dropped."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        sqlite_file = _sqlite_file(url)
+        if sqlite_file is not None:
+            sqlite_file.unlink(missing_ok=True)
+        return
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            Base.metadata.drop_all(connection)
+            # nbgrader records its schema's version in a table of its own, outside its models
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    finally:
+        engine.dispose()
 
 
 @dataclass(frozen=True)
