@@ -11,7 +11,7 @@ import pytest
 from graders.engine.classgrade import grade_class
 from tests.helpers import copy_course
 from graders.tooling.course import course_root, notebook_path, read_notebook
-from graders.tooling.gradebook import exercise_scores, totals
+from graders.tooling.gradebook import course_db_url, exercise_scores, totals
 from graders.engine.sandbox import GradingLimits
 from graders.engine.sandbox import ONE_BLAS_THREAD
 from tests.attacks import attacks
@@ -38,7 +38,7 @@ def make_course(path, root_for_attacks, share=(0, 1)):
 
 
 def course_scores(course) -> dict:
-    rows = exercise_scores(f"sqlite:///{course}/gradebook.db", "nn-from-scratch", ["01_neuron"])
+    rows = exercise_scores(course_db_url(course), "nn-from-scratch", ["01_neuron"])
     return {student: score for (_, student), score in totals(rows).items()}
 
 

@@ -264,7 +264,11 @@ class Tester:
             raise Failure(f"{what} returned {got!r}, expected numbers.",
                           hint="did the function forget a `return`, or return a comparison instead of a value?")
         if isinstance(got, (int, float, np.number)):
-            return np.float64(got)
+            try:
+                return np.float64(got)
+            except Exception:  # noqa: BLE001 - 10**400, or a number type of the student's own whose conversion raises
+                raise Failure(f"{what} returned a {type(got).__name__} that does not convert to a float64 number.",
+                              hint="return a Python float or a NumPy array of floats.") from None
         if type(got) is np.ndarray or isinstance(got, (list, tuple)):
             try:
                 arr = np.array(got, copy=True)

@@ -33,7 +33,7 @@ from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutp
 
 from ..tooling.build import nbgrader_api
 from ..tooling.course import available_assignments, course_root, nbgrader_meta, notebook_path
-from .sandbox import GradingLimits, default_to_one_blas_thread, launcher
+from .sandbox import GradingLimits, check_fence, default_to_one_blas_thread, launcher
 
 STATE = ".grading"
 # nbgrader's autograde_preprocessors without Execute, and without its second CheckCellMetadata: the sanitize
@@ -179,6 +179,9 @@ def grade_class(assignments: list[str] | None = None, *, workers: int | None = N
             pending.append(job)
     print(f"{len(jobs)} submissions of {', '.join(assignments)}; {len(jobs) - len(pending)} already graded, "
           f"{len(pending)} to grade with {workers} worker(s)", file=out, flush=True)
+    if pending:  # refuse once, before any work, where no kernel could be fenced (FenceUnavailable says how)
+        fence = check_fence(limits)
+        print(f"fence: {fence_summary(fence)}", file=out, flush=True)
 
     sanitize_api = nbgrader_api(root, **{"Autograde.autograde_preprocessors": []})
     save_api = nbgrader_api(root, **{"Autograde.sanitize_preprocessors": [],
@@ -309,3 +312,9 @@ def summary_table(jobs: list[Job]) -> str:
         for error in job.errors:
             lines.append(f"  GRADER ERROR {job.assignment}/{job.student}: {error}")
     return "\n".join(lines)
+
+
+def fence_summary(fence: dict) -> str:
+    """One line saying what isolation a grading run has in force (from sandbox.check_fence)."""
+    return ", ".join(f"{key} {value}" for key, value in fence.items())
+

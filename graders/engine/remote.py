@@ -2,13 +2,16 @@
 
 `RemoteNamespace(session)` stands in for the notebook's globals when a worker runs a test cell's checks:
 `t.call("sigmoid", z)` sends `z` to the kernel, the kernel stub (`in_kernel/stub.py`) calls the student's
-`sigmoid`, and the result comes back as plain numbers and arrays, read without unpickling anything. Objects
-that are not plain data (a cache, say) stay in the kernel and come back as a `Handle` to pass on.
+`sigmoid`, and the result comes back as plain numbers and arrays, read without unpickling anything (the
+transport and its size checks are in channel.py). Objects that are not plain data (a cache, say) stay in the
+kernel and come back as a `Handle` to pass on, until the kernel runs its next cell.
+
+Whatever the kernel sends, decoding it ends in plain values (None, bool, int, float, str, float/int/complex
+arrays, lists, tuples, dicts with str keys, Handles, RemoteFunctions) or in a RemoteError with a grading
+fault: never in another exception. Every cap is counted on what is built, not on what was sent: an array that
+the answer refers to twice counts twice.
 """
 from __future__ import annotations
-
-import json
-import os
 
 import cloudpickle
 import numpy as np
@@ -16,9 +19,11 @@ import numpy as np
 from ..checks.calling import Handle, Outcome, StudentError
 from ..checks.failures import GRADING_FAULTS
 
-MAX_RESPONSE_BYTES = 256 * 2**20
-MAX_NODES = 200_000
-
+#: The most nodes (values, list items, dict entries) an answer may hold, and its deepest nesting.
+MAX_NODES = 100_000
+MAX_DEPTH = 32
+#: The most decimal digits an integer of an answer may have: a float64 holds at most 309.
+MAX_INT_DIGITS = 330
 
 #: Raised for what the student's function raised in the kernel, or when the kernel could not answer.
 RemoteError = StudentError
@@ -42,7 +47,19 @@ NO_ANSWER = _fault("NoAnswer")
 PROTOCOL_ERROR = _fault("ProtocolError")
 
 
+def int_too_large(digits: int) -> RemoteError:
+    """The fault for an integer that no float64 holds (so no check can compare it), e.g. 10**400."""
+    return RemoteError(OUTPUT_TOO_LARGE, f"it returned an integer of about {digits} digits, beyond what a float64 "
+                                         "holds (about 1.8e308), so it cannot be compared with anything")
+
+
+def _malformed(what: str = "malformed") -> RemoteError:
+    return RemoteError(PROTOCOL_ERROR, f"the kernel's answer is {what}")
+
+
 def _encode_request(value):
+    if isinstance(value, RemoteFunction) and isinstance(value.name, Handle):
+        value = value.name  # a function an earlier call returned, passed back (e.g. inside a cache)
     if isinstance(value, Handle):
         return {"__nnfs_handle__": value.key}
     if isinstance(value, (list, tuple)):
@@ -52,45 +69,111 @@ def _encode_request(value):
     return value
 
 
+def request_payload(name, args, kwargs, max_answer_bytes: int) -> bytes:
+    """The request the stub reads: a pickle (the grader -> kernel direction is trusted) of
+    (name, args, kwargs, caps), with Handles replaced by {"__nnfs_handle__": key}; caps are the answer's limits
+    and the fault name the stub reports when its answer would exceed them.
+
+    Inputs:
+      name: str, a name in the notebook, or a Handle to a function an earlier call returned.
+      args: list, kwargs: dict, the call's arguments.
+      max_answer_bytes: int, the largest encoded answer the grader reads (the stub refuses larger ones itself).
+    Returns:
+      payload: bytes.
+    """
+    caps = {"max_answer_bytes": int(max_answer_bytes), "max_nodes": MAX_NODES, "max_depth": MAX_DEPTH,
+            "too_large": OUTPUT_TOO_LARGE}
+    return cloudpickle.dumps((_encode_request(name), _encode_request(list(args)), _encode_request(dict(kwargs)), caps))
+
+
 class _Decoder:
-    def __init__(self, session, number: int, n_arrays: int):
-        self.session, self.rpc_dir, self.number, self.n_arrays = session, session.rpc_dir, number, n_arrays
+    """Builds the values of one answer, counting nodes, depth and the bytes of every array reference."""
+
+    def __init__(self, session, answer, max_bytes: int):
+        self.session, self.answer, self.max_bytes = session, answer, max_bytes
         self.nodes = 0
         self.bytes = 0
-        self.arrays: dict[int, np.ndarray] = {}
 
-    def array(self, index: int) -> np.ndarray:
-        if not isinstance(index, int) or not 0 <= index < self.n_arrays:
-            raise RemoteError(PROTOCOL_ERROR, "bad array reference in the kernel's answer")
-        if index not in self.arrays:
-            path = os.path.join(self.rpc_dir, f"resp-{self.number}-{index}.npy")
-            self.bytes += os.path.getsize(path)
-            if self.bytes > MAX_RESPONSE_BYTES:
-                raise RemoteError(OUTPUT_TOO_LARGE, "the function returned more than 256 MiB")
-            self.arrays[index] = np.load(path, allow_pickle=False)
-        return self.arrays[index].copy()
+    def array(self, index) -> np.ndarray:
+        view = self.answer.array(index)
+        self.bytes += view.nbytes  # each reference is a copy of its own, so each counts
+        if self.bytes > self.max_bytes:
+            raise RemoteError(OUTPUT_TOO_LARGE, f"the function's answer decodes to more than "
+                                                f"{self.max_bytes / 2**20:g} MiB")
+        return view.copy()
 
-    def value(self, node):
+    def value(self, node, depth: int = 0):
         self.nodes += 1
-        if self.nodes > MAX_NODES or not isinstance(node, dict) or len(node) not in (1, 2, 3):
-            raise RemoteError(PROTOCOL_ERROR, "the kernel's answer is malformed")
+        if self.nodes > MAX_NODES:
+            raise RemoteError(OUTPUT_TOO_LARGE, f"the function returned more than {MAX_NODES} values")
+        if depth > MAX_DEPTH:
+            raise _malformed(f"nested deeper than {MAX_DEPTH} levels")
+        if type(node) is not dict or len(node) not in (1, 3):
+            raise _malformed()
         (tag, body), *_ = node.items()
         if tag == "v" and (body is None or type(body) in (bool, int, float, str)):
             return body
         if tag == "f" and body in ("nan", "inf", "-inf"):
             return float(body)
+        if tag == "big" and type(body) is int:
+            raise int_too_large(body)
         if tag == "a":
             return self.array(body)
-        if tag in ("l", "t") and isinstance(body, list):
-            items = [self.value(x) for x in body]
+        if tag in ("l", "t") and type(body) is list:
+            items = [self.value(x, depth + 1) for x in body]
             return items if tag == "l" else tuple(items)
-        if tag == "d" and isinstance(body, dict):
-            return {str(k): self.value(v) for k, v in body.items()}
-        if tag == "h" and isinstance(body, int):
-            handle = Handle(body, str(node.get("type", "object"))[:80])
+        if tag == "d" and type(body) is dict:
+            return {k: self.value(v, depth + 1) for k, v in body.items()}
+        if tag == "h" and type(body) is int and type(node.get("type")) is str:
+            handle = Handle(body, node["type"][:80])
             # a function the student's code returned (e.g. `predict`) is called in the kernel too
             return RemoteFunction(self.session, handle) if node.get("callable") is True else handle
-        raise RemoteError(PROTOCOL_ERROR, "the kernel's answer is malformed")
+        raise _malformed()
+
+    def changed(self, originals, nodes, keys):
+        """The arguments after the call: the originals, with those the stub reports changed decoded."""
+        if type(nodes) is not dict:
+            raise _malformed()
+        after = originals.copy()
+        for key, node in nodes.items():
+            slot = keys(key)
+            if slot is None:
+                raise _malformed()
+            after[slot] = self.value(node)
+        return after
+
+
+def _text(value, limit: int) -> str:
+    return value[:limit] if type(value) is str else ""
+
+
+def _argnames(tree: dict, count: int) -> list | None:
+    """The parameter names the call's arguments bound to, as the stub reports them (for messages only)."""
+    names = tree.get("argnames")
+    return [_text(a, 200) for a in names[:count]] if type(names) is list else None
+
+
+def _raised(tree: dict) -> RemoteError:
+    """What the student's function raised (or the stub's own fault), as the stub reports it."""
+    error = tree.get("error") if type(tree.get("error")) is dict else {}
+    mro = error.get("mro") if type(error.get("mro")) is list else []
+    return RemoteError(_text(error.get("type"), 80) or "Error", _text(error.get("message"), 2000),
+                       _text(error.get("where"), 300) or None, [_text(m, 80) for m in mro[:20]])
+
+
+def _outcome(session, answer, args: list, kwargs: dict, argnames, max_bytes: int) -> Outcome:
+    """The Outcome of one successful call from the stub's answer (arguments it does not report as changed
+    by the call are the grader's own)."""
+    tree = answer.tree
+    decoder = _Decoder(session, answer, max_bytes)
+    value = decoder.value(tree.get("value"))
+    positions = {str(i): i for i in range(len(args))}
+    args_after = decoder.changed(args, tree.get("args_after", {}), positions.get)
+    kwargs_after = decoder.changed(kwargs, tree.get("kwargs_after", {}), lambda key: key if key in kwargs else None)
+    warned = tree.get("warnings") if type(tree.get("warnings")) is list else []
+    warnings = [_text(w.get("message"), 500) for w in warned[:5] if type(w) is dict]
+    return Outcome(value=value, warnings=warnings, args_after=args_after, kwargs_after=kwargs_after,
+                   argnames=argnames)
 
 
 class RemoteFunction:
@@ -106,40 +189,25 @@ class RemoteFunction:
         return outcome.value
 
     def invoke(self, args, kwargs) -> Outcome:
-        number = self.session.next_request()
-        rpc_dir = self.session.rpc_dir
-        path = os.path.join(rpc_dir, f"req-{number}.pkl")
-        with open(path, "wb") as handle:
-            cloudpickle.dump((_encode_request(self.name), _encode_request(list(args)), _encode_request(dict(kwargs))),
-                             handle)
-        os.chmod(path, 0o644)
-        self.session.call_stub(number)  # raises RemoteError on a timeout or a dead kernel
-        response_path = os.path.join(rpc_dir, f"resp-{number}.json")
-        try:
-            if os.path.getsize(response_path) > MAX_RESPONSE_BYTES:
-                raise RemoteError(OUTPUT_TOO_LARGE, "the kernel's answer is larger than 256 MiB")
-            with open(response_path, encoding="utf-8") as handle:
-                response = json.load(handle)
-        except (OSError, ValueError) as exc:
-            raise RemoteError(NO_ANSWER, f"the kernel did not answer ({type(exc).__name__})") from exc
-        if not isinstance(response, dict):
-            raise RemoteError(PROTOCOL_ERROR, "the kernel's answer is malformed")
-        decoder = _Decoder(self.session, number, int(response.get("arrays", 0) or 0))
-        argnames = response.get("argnames")
-        self.argnames = [str(a) for a in argnames] if isinstance(argnames, list) else None
-        if not response.get("ok"):
-            error = response.get("error") or {}
-            raise RemoteError(str(error.get("type", "Error"))[:80], str(error.get("message", ""))[:2000],
-                              str(error["where"])[:300] if error.get("where") else None,
-                              [str(m) for m in error.get("mro", [])][:20])
-        warned = response.get("warnings") or []
-        return Outcome(
-            value=decoder.value(response.get("value")),
-            warnings=[str(w.get("message", ""))[:500] for w in warned if isinstance(w, dict)][:5],
-            args_after=decoder.value(response.get("args_after")),
-            kwargs_after=decoder.value(response.get("kwargs_after")),
-            argnames=self.argnames,
-        )
+        """Call the function in the kernel.
+
+        Inputs:
+          args: sequence, kwargs: dict, the arguments (the grader's own values; they are not changed).
+        Returns:
+          an Outcome; args_after/kwargs_after are the grader's own arguments except those the kernel reports
+          changed by the call.
+        Raises:
+          RemoteError: what the function raised, or a grading fault (a timeout, a dead kernel, an answer over a
+          cap or unreadable).
+        """
+        max_bytes = self.session.limits.max_answer_bytes
+        answer = self.session.call_stub(request_payload(self.name, args, kwargs, max_bytes))
+        if type(answer.tree) is not dict:
+            raise _malformed()
+        self.argnames = _argnames(answer.tree, len(args) + len(kwargs))
+        if answer.tree.get("ok") is not True:
+            raise _raised(answer.tree)
+        return _outcome(self.session, answer, list(args), dict(kwargs), self.argnames, max_bytes)
 
 
 class RemoteNamespace(dict):

@@ -1,18 +1,23 @@
-"""A Jupyter kernel for one submission, fenced in.
+"""A Jupyter kernel for one submission, fenced in: deny by default, the same as root and as an ordinary user.
 
-What the kernel gets, where the platform allows it (Linux; the namespace and uid parts need root):
-- its own working copy: a fresh directory holding only the notebook, which is all it may write
-  (plus a private HOME and TMPDIR inside it);
-- rlimits: address space (memory), CPU seconds, processes, file size, open files;
-- an unprivileged uid of its own (when the grader runs as root), so other students' sandboxes, the
-  gradebook and the course files are not its to read or write;
-- a network namespace with no interfaces (no network at all), talking to the grader over IPC sockets;
-- a mount namespace in which the course folder is replaced by an empty one, except the Python environment,
-  so the reference solutions, hidden tests, gradebook and other students' work cannot be read.
+What the kernel sees and may use (built by graders/engine/in_kernel/launcher.py, where the fence itself is):
+- its own root: the Python install and the system's /usr and /lib* read-only, a generated /etc, a minimal /dev,
+  its own /proc, private size-capped tmpfs on /tmp, /var/tmp and /dev/shm, and its sandbox folder read-write
+  (a fresh copy of the notebook's folder, a private HOME, the connection file and sockets, the stub). No other
+  file of the machine exists for it: no course copy, no home folder, no gradebook, no other sandbox;
+- its own PID namespace (it is PID 1: when it dies, every process it made dies), IPC and UTS namespaces, and a
+  network namespace with nothing but loopback;
+- a uid no other kernel holds at the same time: as root, a sandbox uid locked by this grading process
+  (`sandbox_uid`); as an ordinary user, a user namespace of its own (no other kernel, and none of the grader's
+  processes, exist for it, and it keeps no capability);
+- memory, processes and CPU in cgroups of its own where they are writable (memory then counts every process
+  of the kernel and its tmpfs pages), and rlimits in any case (address space per process, CPU seconds, file
+  size, open files, processes).
+`KernelSession.fence` records what was in force. Where the platform allows no fence, starting a kernel raises
+FenceUnavailable, saying why and how to enable it, unless c.GradingLimits.allow_unfenced is set.
 
-Kernels are forked from a launcher that has already imported ipykernel, NumPy and matplotlib (one per
-grading worker, see graders/engine/in_kernel/launcher.py, where the fence itself is), so a submission does not pay for
-those imports again.
+Kernels are forked from a launcher that has already imported ipykernel, NumPy and matplotlib (one per grading
+worker), so a submission does not pay for those imports again.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -34,9 +40,10 @@ import nbformat
 from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 from nbgrader.preprocessors import Execute
-from traitlets import Float, Integer, default
+from traitlets import Bool, Float, Integer, default
 from traitlets.config import LoggingConfigurable
 
+from . import channel
 from .remote import KERNEL_DIED, TIMEOUT, RemoteError
 
 #: One BLAS thread in every process that grades or runs a notebook: the notebooks' time budgets are stated for
@@ -60,13 +67,24 @@ class GradingLimits(LoggingConfigurable):
         "c.Execute.timeout (None or -1 there: no limit)."))
     notebook_seconds = Float(600.0, config=True, help=(
         "Seconds the whole notebook may run; the cells after that are not run (and earn nothing)."))
-    memory_bytes = Integer(3 * 2**30, config=True, help="Address space of the kernel (RLIMIT_AS), in bytes.")
+    memory_bytes = Integer(3 * 2**30, config=True, help=(
+        "Memory of the kernel, in bytes: of all its processes and tmpfs pages together where a memory cgroup is "
+        "writable (memory.limit_in_bytes or memory.max), and of each process's address space (RLIMIT_AS) always."))
     cpu_seconds = Integer(900, config=True, help="CPU seconds of the kernel (RLIMIT_CPU).")
     processes = Integer(256, config=True, help=(
-        "Processes and threads of the kernel's uid (RLIMIT_NPROC; only when grading as root, with a uid of its own)."))
+        "Processes and threads of the kernel (a pids cgroup where one is writable, and RLIMIT_NPROC, which counts "
+        "the kernel's own uid or user namespace)."))
     file_bytes = Integer(256 * 2**20, config=True, help="Largest file the kernel may write (RLIMIT_FSIZE), in bytes.")
     output_bytes = Integer(2 * 2**20, config=True, help=(
         "Bytes of outputs kept per cell; the rest is cut, and the cell fails."))
+    allow_unfenced = Bool(False, config=True, help=(
+        "Grade even where this machine cannot fence a kernel in (no root and no unprivileged user namespaces): "
+        "a submission can then read and change everything the grading user can. Off by default: grading refuses, "
+        "saying why and how to enable the fence."))
+    max_answer_bytes = Integer(16 * 2**20, config=True, help=(
+        "Bytes the grader reads of one answer of a student's function to a check (its result and the inputs it "
+        "changed, arrays included; decoded, every array reference counts). A larger answer fails that check "
+        "(OutputTooLarge)."))
 
     @default("cell_seconds")
     def _cell_seconds_from_execute(self) -> float:
@@ -77,26 +95,6 @@ class GradingLimits(LoggingConfigurable):
         return math.inf if timeout is None or timeout < 0 else float(timeout)
 
 
-def _views(hide, python_prefixes, unprivileged: bool) -> tuple[list[str], list[str]]:
-    """Folders to cover with an empty tmpfs, and the Python installs to bind back into them (read-only).
-
-    Besides what the caller hides, an unprivileged kernel needs to reach the Python install: any ancestor
-    it may not traverse (e.g. /root for a pyenv Python) is covered too, leaving only the install inside.
-    """
-    hidden = {os.path.realpath(p) for p in hide if os.path.isdir(p)}
-    prefixes = {os.path.realpath(p) for p in python_prefixes}
-    if unprivileged:
-        for prefix in prefixes:
-            parts = Path(prefix).parents
-            for ancestor in sorted((str(p) for p in parts if str(p) != "/"), key=len):
-                if not os.stat(ancestor).st_mode & 0o001:
-                    hidden.add(ancestor)
-                    break
-    hidden = sorted(h for h in hidden if not any(h != o and h.startswith(o + os.sep) for o in hidden))
-    keep = sorted(p for p in prefixes if any(p == h or p.startswith(h + os.sep) for h in hidden))
-    return hidden, keep
-
-
 def kernel_environment(python: str) -> dict:
     """What every grading kernel's environment holds (a session adds its private HOME and TMPDIR)."""
     return {"PATH": os.path.dirname(python) + ":/usr/bin:/bin", "LANG": "C.UTF-8", **ONE_BLAS_THREAD,
@@ -105,32 +103,100 @@ def kernel_environment(python: str) -> dict:
             "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
 
-class ForkedKernel:
-    """A kernel process the launcher forked: not our child, so it is watched through a pidfd."""
+class FenceUnavailable(RuntimeError):
+    """This machine cannot fence a kernel in; the message says why and how to enable it."""
 
-    def __init__(self, pid: int):
-        self.pid = pid
-        try:
-            self._fd = os.pidfd_open(pid)
-        except ProcessLookupError:  # it is gone already
-            self._fd = None
+
+def fence_advice(reason: str) -> str:
+    """The message of FenceUnavailable: why a kernel cannot be fenced in here, and what the instructor can do.
+
+    Inputs:
+      reason: str, the step that failed (e.g. "unshare(CLONE_NEWUSER): Operation not permitted").
+    Returns:
+      str, the message.
+    """
+    if os.geteuid() == 0:
+        how = ("the grader runs as root but may not create namespaces or mounts: in a container, give it "
+               "CAP_SYS_ADMIN (or run it with user namespaces allowed)")
+    else:
+        how = ("grade as root, or let ordinary users create user namespaces: `sysctl -w "
+               "kernel.unprivileged_userns_clone=1` (Debian and older Ubuntu kernels), `sysctl -w "
+               "user.max_user_namespaces=15000` where that is 0, and on Ubuntu 23.10 and later `sysctl -w "
+               "kernel.apparmor_restrict_unprivileged_userns=0` (or an AppArmor profile allowing them); "
+               "`unshare -Urn true` succeeds once they are allowed")
+    return (f"a submission's kernel cannot be fenced in on this machine ({reason}); without the fence a submission "
+            f"could read and change everything this user can. To enable it: {how}. To grade anyway, unfenced, set "
+            "c.GradingLimits.allow_unfenced = True in nbgrader_config.py.")
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _is_socket(path) -> bool:
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class ForkedKernel:
+    """A kernel the launcher forked, watched and signalled through pidfds (neither process is our child).
+
+    pid: the intermediate process, which waits for the kernel and exits when it has died, and with it every
+    process of its PID namespace; kernel: the kernel's own pid (PID 1 of that namespace), which interrupts and
+    kills go to.
+    """
+
+    def __init__(self, pid: int, kernel: int):
+        self.pid, self.kernel = pid, kernel
+        self._fd = _pidfd(pid)
+        self._kernel_fd = _pidfd(kernel)
+        # the intermediate forks once: a pid whose parent it is is the kernel, not a reuse of a dead kernel's pid
+        if self._kernel_fd is not None and _parent(kernel) != pid:
+            os.close(self._kernel_fd)
+            self._kernel_fd = None
 
     def poll(self) -> int | None:
         """None while it runs, else 0 (its exit status belongs to the launcher that reaps it)."""
         return None if self._fd is not None and not select.select([self._fd], [], [], 0)[0] else 0
 
+    def _signal(self, number: int, fd: int | None) -> bool:
+        if fd is None:
+            return False
+        try:
+            signal.pidfd_send_signal(fd, number)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def interrupt(self) -> None:
+        self._signal(signal.SIGINT, self._kernel_fd)
+
     def kill(self) -> None:
-        """SIGKILL its whole session (the kernel and anything it forked), and wait until it is gone."""
-        for send in (os.killpg, os.kill):  # before it has called setsid there is no group of that id yet
-            try:
-                send(self.pid, signal.SIGKILL)
-                break
-            except ProcessLookupError:
-                continue
+        """SIGKILL the kernel (everything it made dies with it), and wait until the intermediate is gone."""
+        if not self._signal(signal.SIGKILL, self._kernel_fd):
+            self._signal(signal.SIGTERM, self._fd)  # the intermediate SIGKILLs the kernel
         if self._fd is not None:
-            select.select([self._fd], [], [], 10)
+            if not select.select([self._fd], [], [], 10)[0]:
+                self._signal(signal.SIGKILL, self._fd)
+                select.select([self._fd], [], [], 5)
             os.close(self._fd)
             self._fd = None
+        if self._kernel_fd is not None:
+            os.close(self._kernel_fd)
+            self._kernel_fd = None
 
 
 class Launcher:
@@ -156,16 +222,25 @@ class Launcher:
         except ValueError:
             return {}
 
-    def fork(self, request: dict) -> ForkedKernel:
+    def fork(self, request: dict) -> tuple[ForkedKernel, dict]:
+        """Start one kernel (see launcher.py for the request).
+
+        Returns:
+          (the kernel, what its fence put in force: view, namespaces, uid, memory, processes, cpu).
+        Raises:
+          FenceUnavailable: the fence could not be built here; RemoteError (KernelDied): any other failure.
+        """
         try:
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             raise RemoteError(KERNEL_DIED, "the kernel launcher is gone") from exc
         answer = self._answer()
+        if answer.get("fence_failed"):
+            raise FenceUnavailable(fence_advice(str(answer.get("error", ""))))
         if "pid" not in answer:
             raise RemoteError(KERNEL_DIED, f"the kernel could not be started ({answer.get('error', 'no answer')})")
-        return ForkedKernel(int(answer["pid"]))
+        return ForkedKernel(int(answer["pid"]), int(answer["kernel"])), dict(answer.get("fence", {}))
 
 
 _LAUNCHERS: dict[str, Launcher] = {}
@@ -178,15 +253,49 @@ def launcher(python: str) -> Launcher:
     return current
 
 
+def check_fence(limits: GradingLimits | None = None, python: str = sys.executable) -> dict:
+    """Build one kernel's fence and let it exit before it becomes a kernel: what grading would put in force.
+
+    For a command to call once before grading, so that it refuses at once rather than once per submission.
+
+    Inputs:
+      limits: GradingLimits (allow_unfenced, and the limits the probe applies); python: the kernels' Python.
+    Returns:
+      dict, as KernelSession.fence (view "the host's (unfenced)" where no fence is possible and that is allowed).
+    Raises:
+      FenceUnavailable: no fence is possible here (the message says why and how to enable it), unless
+      limits.allow_unfenced.
+    """
+    limits = limits or GradingLimits()
+    folder = tempfile.mkdtemp(prefix="nnfs-sandbox-")
+    try:
+        uid = sandbox_uid()
+        if uid is not None:
+            os.chown(folder, uid, uid)
+        request = {"root": folder, "hide": [], "uid": uid, "limits": limits.trait_values(config=True),
+                   "env": {"HOME": folder}, "cwd": folder, "argv": [], "probe": True, "fence": True}
+        try:
+            process, fence = launcher(python).fork(request)
+        except FenceUnavailable:
+            if not limits.allow_unfenced:
+                raise
+            _UNFENCED.add(python)
+            process, fence = launcher(python).fork(dict(request, fence=False))
+        process.kill()  # it is exiting already: this waits until it has
+        return fence
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 _UID_LOCK: list = []  # (uid, the open lock file that holds it), for this process's lifetime
+_UNFENCED: set = set()  # Pythons whose kernels start unfenced: the fence failed, and allow_unfenced was set
 
 
 def sandbox_uid(first: int = 61000, last: int = 61999) -> int | None:
     """The unprivileged uid this process's kernels run as (None unless we are root).
 
-    Each grading process holds a lock on its own uid, so two grading runs on one machine never share one
-    (stopping a kernel kills everything of its uid); a uid whose holder died is free again, and the next
-    holder kills whatever the dead run left running under it.
+    Each grading process holds a lock on its own uid, so two grading runs on one machine never share one; a
+    uid whose holder died is free again, and the next holder clears what the dead run left under it.
     """
     if os.geteuid() != 0:
         return None
@@ -199,11 +308,25 @@ def sandbox_uid(first: int = 61000, last: int = 61999) -> int | None:
                 os.close(fd)
                 continue
             _UID_LOCK.append((uid, fd))
+            _clear_dead_run(uid)
             break
         else:
             raise RemoteError(KERNEL_DIED, f"every sandbox uid from {first} to {last} is in use")
     return _UID_LOCK[0][0]
 
+
+
+def _clear_dead_run(uid: int) -> None:
+    """What a grading run that died (SIGKILLed mid-kernel) left under the sandbox uid we now hold: its processes,
+    and its sandbox folders with their channel folders."""
+    subprocess.run(["pkill", "-KILL", "-u", str(uid)], check=False, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    with os.scandir(tempfile.gettempdir()) as entries:
+        for entry in entries:
+            if (entry.name.startswith("nnfs-sandbox-") and entry.is_dir(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_uid == uid):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                shutil.rmtree(f"{entry.path}-channels", ignore_errors=True)
 
 
 class KernelSession:
@@ -213,10 +336,11 @@ class KernelSession:
                  python: str = sys.executable):
         self.limits = limits or GradingLimits()
         self.root = Path(tempfile.mkdtemp(prefix="nnfs-sandbox-"))
+        # the grader's own links to the kernel's sockets: beside the sandbox (one file system), out of its view
+        self.channels = Path(f"{self.root}-channels")
+        self.channels.mkdir(mode=0o700)
         self.work = self.root / "work"
         shutil.copytree(notebook_dir, self.work)
-        self.rpc_dir = str(self.root / "rpc")
-        os.makedirs(self.rpc_dir)
         (self.root / "home").mkdir()
         self.uid = sandbox_uid()
         if self.uid is not None:
@@ -224,30 +348,45 @@ class KernelSession:
                 os.chown(path, self.uid, self.uid)
             os.chmod(self.root, 0o700)
         shutil.copy(Path(__file__).parent / "in_kernel" / "stub.py", self.root / "nnfs_stub.py")
-        self.hide, self.keep = _views(hide, python_prefixes=(sys.prefix, sys.base_prefix),
-                                      unprivileged=self.uid is not None)
+        self.hide = [str(p) for p in hide]  # not in the kernel's view anyway; starting fails if an install holds one
+        self.fence: dict = {}  # what the fence put in force for the running kernel (see Launcher.fork)
         self.python = python
         self.requests = 0
         self.process = None
         self.client = None
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # nothing of a session that never started stays behind
+            self.close()
+            raise
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> None:
-        connection_file = str(self.root / "kernel.json")
-        write_connection_file(connection_file, transport="ipc", ip=str(self.root / "ipc"))
+        for stale in self.root.glob("ipc-*"):  # the previous kernel's sockets, or what it left in their place
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+        connection_file, info = write_connection_file(str(self.root / "kernel.json"), transport="ipc",
+                                                      ip=str(self.root / "ipc"))
         if self.uid is not None:
             os.chown(connection_file, self.uid, self.uid)
         env = dict(kernel_environment(self.python), HOME=str(self.root / "home"), TMPDIR=str(self.root / "home"),
                    MPLCONFIGDIR=str(self.root / "home" / "mpl"))
         self._kill_leftovers()
-        request = {"root": str(self.root), "hide": self.hide, "keep": self.keep, "uid": self.uid,
+        request = {"root": str(self.root), "hide": self.hide, "uid": self.uid, "fence": self.python not in _UNFENCED,
                    "limits": self.limits.trait_values(config=True), "env": env, "cwd": str(self.work),
                    "argv": ["-f", connection_file, "--IPKernelApp.log_level=ERROR",
                             "--HistoryManager.hist_file=:memory:"]}
-        self.process = launcher(self.python).fork(request)
-        self.client = BlockingKernelClient(connection_file=connection_file)
-        self.client.load_connection_file()
+        try:
+            self.process, self.fence = launcher(self.python).fork(request)
+        except FenceUnavailable:
+            if not self.limits.allow_unfenced:
+                raise
+            _UNFENCED.add(self.python)  # asked for: every later kernel of this Python starts unfenced at once
+            self.process, self.fence = launcher(self.python).fork(dict(request, fence=False))
+        self.client = BlockingKernelClient()
+        self.client.load_connection_info(self._link_channels(info))
         self.client.start_channels()
         try:
             self.client.wait_for_ready(timeout=60)
@@ -261,6 +400,32 @@ class KernelSession:
         if status != "ok":
             raise RemoteError(KERNEL_DIED, "the grading stub could not be loaded")
 
+    def _link_channels(self, info: dict) -> dict:
+        """The kernel's connection info, its sockets reached through hard links in a folder only we can write.
+
+        The sockets are in the kernel's sandbox folder, where it could replace them with a link to any socket of
+        the machine before the grader connects or reconnects. The links are made as soon as the fresh kernel has
+        bound its sockets, before any of the student's code runs.
+
+        Inputs:
+          info: dict, the connection info the kernel was started with (ip: the sockets' path prefix).
+        Returns:
+          the same info with ip in self.channels.
+        """
+        for old in self.channels.iterdir():
+            old.unlink()
+        deadline = time.monotonic() + 60
+        for port in (info[f"{name}_port"] for name in ("shell", "iopub", "stdin", "control", "hb")):
+            source = f"{info['ip']}-{port}"
+            while not _is_socket(source):
+                if time.monotonic() > deadline or not self.alive():
+                    raise RemoteError(KERNEL_DIED, "the kernel did not start (its sockets never appeared)")
+                time.sleep(0.002)
+            os.link(source, self.channels / f"ipc-{port}", follow_symlinks=False)
+            if not _is_socket(self.channels / f"ipc-{port}"):
+                raise RemoteError(KERNEL_DIED, "the kernel did not start (one of its sockets is not a socket)")
+        return dict(info, ip=str(self.channels / "ipc"))
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -272,8 +437,9 @@ class KernelSession:
         self._kill_leftovers()
 
     def _kill_leftovers(self) -> None:
-        """Anything still running under this sandbox's uid: the student's forks, or an earlier killed run's."""
-        if self.uid is not None:
+        """Unfenced, as root: anything still running under this sandbox's uid (the student's forks, or an earlier
+        killed run's). A fenced kernel's processes die with it, in its PID namespace."""
+        if self.uid is not None and self.python in _UNFENCED:
             subprocess.run(["pkill", "-KILL", "-u", str(self.uid)], check=False, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
 
@@ -284,10 +450,11 @@ class KernelSession:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.channels, ignore_errors=True)
 
     def interrupt(self) -> None:
         if self.alive():
-            os.kill(self.process.pid, signal.SIGINT)
+            self.process.interrupt()
 
     # -- running code -----------------------------------------------------------------------------------------
     def run(self, code: str, timeout: float, keep_outputs: bool = True) -> tuple[str, list]:
@@ -367,18 +534,31 @@ class KernelSession:
         self.requests += 1
         return self.requests
 
-    def call_stub(self, number: int) -> None:
-        """Have the kernel answer request `number` (see in_kernel/stub.py, serve)."""
-        status, outputs = self.run(f"__nnfs__['serve']({self.rpc_dir!r}, {number}, __nnfs__['ns'])",
-                                   timeout=self.limits.cell_seconds, keep_outputs=False)
+    def call_stub(self, payload: bytes) -> channel.Answer:
+        """Have the kernel's stub answer one request, over the kernel's own channels (see channel.py).
+
+        Inputs:
+          payload: bytes, the request (graders/engine/remote.py, request_payload).
+        Returns:
+          the stub's Answer, within limits.max_answer_bytes.
+        Raises:
+          RemoteError: Timeout (after cell_seconds; the kernel is interrupted, or stopped if it will not settle),
+          KernelDied, or a fault of the answer (OutputTooLarge, NoAnswer, ProtocolError).
+        """
+        msg_id = channel.send_request(self.client, payload)
+        status, answer = channel.receive_answer(self.client, msg_id, deadline=time.monotonic() + self.limits.cell_seconds,
+                                                alive=self.alive, max_answer_bytes=self.limits.max_answer_bytes)
         if status == "timeout":
-            if not self.settle():
+            self.interrupt()
+            # one interrupt, then the interrupted call's own end, before settle() sends anything more
+            if not (channel.wait_until_done(self.client, msg_id, seconds=10, alive=self.alive) and self.settle()):
                 self.stop()
                 raise RemoteError(TIMEOUT, f"it did not return within {self.limits.cell_seconds:g} s, "
                                              "and the kernel had to be stopped")
             raise RemoteError(TIMEOUT, f"it did not return within {self.limits.cell_seconds:g} s")
-        if status == "died" or not self.alive():
+        if status == "died":
             raise RemoteError(KERNEL_DIED, "the kernel died while it ran")
+        return answer
 
     def settle(self, seconds: float = 10) -> bool:
         """After an interrupt: wait until the kernel is idle again; False if it is not (then it is dead or stuck)."""

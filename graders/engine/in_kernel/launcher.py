@@ -2,86 +2,581 @@
 
 A fresh `python -m ipykernel_launcher` spends most of a second importing ipykernel, NumPy and matplotlib
 before the first cell runs, and a class of 200 notebooks pays that 200 times. This launcher pays it once per
-grading worker: it imports them, then forks one child per kernel. The child fences itself in (namespaces,
-mounts, rlimits, an unprivileged uid: see `fence`) and becomes the kernel.
+grading worker: it imports them, then forks for each kernel.
+
+The fence is deny-by-default: a kernel sees only what it is given. For each kernel the launcher forks an
+intermediate process, which puts itself in the kernel's cgroups (where one is writable), enters a user
+namespace of its own unless it runs as root, unshares a PID namespace and forks the kernel: PID 1 of that
+namespace, so that when it dies every process it made dies with it. The kernel unshares mount, network, IPC
+and UTS namespaces, builds a fresh root (see `build_root`: a tmpfs holding read-only binds of the Python install
+and the system's /usr and /lib*, a generated /etc, a minimal /dev, its own /proc, private size-capped tmpfs on
+/tmp, /var/tmp and /dev/shm, and the sandbox folder read-write at its own path), pivots into it, detaches the
+old root, brings up loopback (its only network), drops every privilege and becomes the kernel. The
+intermediate waits for it, exits with its status and removes its cgroups; told to stop (or orphaned) it
+SIGKILLs the kernel first.
 
 It runs as `python -c <this file's text>` with the kernel's base environment, so it imports nothing from the
 course (no reference solution or check is ever in a kernel's memory) and has nothing on sys.path but the
 Python install. Protocol, one JSON object per line: the worker writes a request
-{"root", "hide", "keep", "uid", "limits", "env", "cwd", "argv"}; the launcher answers {"pid": n} or
-{"error": "..."}. It exits when its worker closes stdin or dies.
+{"root", "hide", "uid", "limits", "env", "cwd", "argv", "fence", "probe"}; the launcher answers
+{"pid": <the intermediate>, "kernel": <the kernel>, "fence": {what was in force}} or
+{"error": "...", "fence_failed": bool}. It exits when its worker closes stdin or dies.
 """
 import ctypes
+import errno
+import fcntl
 import json
 import os
 import resource
+import select
 import signal
+import socket
+import struct
 import sys
+import time
 
-CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
-MS_REC, MS_PRIVATE, MS_BIND, MS_RDONLY, MS_REMOUNT = 0x4000, 0x40000, 0x1000, 0x1, 0x20
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
+MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND = 0x20, 0x400, 0x800, 0x1000
+MS_REC, MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 0x4000, 0x40000, 0x200000, 0x1000000
 MNT_DETACH = 2
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 24, 38, 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+SIOCSIFFLAGS, IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x8914, 0x1, 0x8, 0x40
+#: (pivot_root, capset) by machine: Python wraps neither, and glibc has no pivot_root
+SYSCALLS = {"x86_64": (155, 126), "aarch64": (41, 91), "riscv64": (41, 91)}
 
 #: What the course's notebooks import; a module that fails to import here is simply imported by the kernel.
 WARM = ("numpy", "matplotlib", "matplotlib.pyplot", "cloudpickle",
         "ipykernel.kernelapp")
+#: The host's top-level system folders a kernel sees (read-only), or the symlinks they are (/bin -> usr/bin)
+SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+DEVICES = ("null", "zero", "full", "random", "urandom")
+#: Each of the kernel's /tmp, /var/tmp and /dev/shm: private, and small, since without a memory cgroup their
+#: pages count against no limit
+SCRATCH = "size=64m,nr_inodes=16384"
+HOSTNAME = "nnfs-sandbox"
+#: One CPU core per kernel (a cgroup's quota, where one is writable): the notebooks' budgets are for one core
+CPU_PERIOD_US = 100_000
+REPORT_SECONDS = 30
+
+libc = ctypes.CDLL(None, use_errno=True)
+LAUNCHER_PID = os.getpid()
 
 
-def _mount(libc, source, target, fstype, flags, data=None):
-    if libc.mount(source.encode() if source else None, target.encode(), fstype.encode() if fstype else None,
-                  flags, data.encode() if data else None) != 0:
-        raise OSError(ctypes.get_errno(), f"mount {target}")
+# -- system calls -------------------------------------------------------------------------------------------
+def _call(result: int, what: str) -> None:
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
 
 
-def fence(root, hide, keep, uid, limits):
-    """In the kernel's process, before it starts: no network, the course hidden, rlimits, its own uid."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if os.geteuid() == 0 and libc.unshare(CLONE_NEWNET | CLONE_NEWNS) == 0:
-        _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
-        stash = os.path.join(root, ".keep")
-        for index, path in enumerate(keep):  # bind what must stay visible out of the way first
-            os.makedirs(f"{stash}/{index}", exist_ok=True)
-            _mount(libc, path, f"{stash}/{index}", None, MS_BIND | MS_REC)
-        for path in hide:
-            _mount(libc, "tmpfs", path, "tmpfs", 0, "size=1m,mode=755")
-        for index, path in enumerate(keep):
-            os.makedirs(path, exist_ok=True)
-            _mount(libc, f"{stash}/{index}", path, None, MS_BIND | MS_REC)
-            _mount(libc, None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
-            libc.umount2(f"{stash}/{index}".encode(), MNT_DETACH)
-    for limit, value in ((resource.RLIMIT_AS, limits["memory_bytes"]), (resource.RLIMIT_CPU, limits["cpu_seconds"]),
-                         (resource.RLIMIT_FSIZE, limits["file_bytes"]), (resource.RLIMIT_NOFILE, 1024),
-                         (resource.RLIMIT_CORE, 0)):
-        resource.setrlimit(limit, (value, value))
-    if uid is not None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
+def _bytes(text):
+    return text.encode() if isinstance(text, str) else text
 
 
-def become_kernel(request):
-    """The forked child: fence in, reset what the launcher set up, and run the kernel; never returns."""
+def mount(source, target, fstype=None, flags=0, data=None) -> None:
+    _call(libc.mount(_bytes(source), _bytes(target), _bytes(fstype), ctypes.c_ulong(flags), _bytes(data)),
+          f"mount {target}")
+
+
+def unshare(flags: int, what: str) -> None:
+    _call(libc.unshare(flags), f"unshare({what})")
+
+
+def prctl(option: int, arg: int = 0) -> None:
+    _call(libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0), f"prctl({option})")
+
+
+def _syscall(index: int, what: str, *args) -> None:
+    numbers = SYSCALLS.get(os.uname().machine)
+    if numbers is None:
+        raise OSError(errno.ENOSYS, f"{what}: the fence does not know this machine ({os.uname().machine})")
+    _call(libc.syscall(numbers[index], *args), what)
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+# -- what every kernel's view holds, found once per launcher ------------------------------------------------
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def host_view() -> dict:
+    """What the kernels' roots are built from, read once: the launcher runs as long as its worker.
+
+    Returns a dict:
+      system: [(name, symlink target or None)], the host's top-level system folders that exist;
+      pythons: real paths of this Python's install(s) (prefix, base prefix, the interpreter's folder), none
+               inside another or inside a system folder;
+      links: {path: real path}, for each install path that is a symlink (made as a symlink in the view);
+      etc: {name: bytes}, the host files the loader and Python read (ld.so.cache, localtime).
+    """
+    system = [(name, os.readlink(f"/{name}") if os.path.islink(f"/{name}") else None)
+              for name in SYSTEM if os.path.lexists(f"/{name}")]
+    covered = [os.path.realpath(f"/{name}") for name, _ in system]
+    named = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.realpath(sys.executable))}
+    real = sorted({os.path.realpath(p) for p in named}, key=len)
+    pythons = []
+    for path in real:
+        if not any(_inside(path, other) for other in covered + pythons):
+            pythons.append(path)
+    links = {p: os.path.realpath(p) for p in named if os.path.realpath(p) != p}
+    etc = {}
+    for name in ("ld.so.cache", "localtime"):
+        try:
+            with open(f"/etc/{name}", "rb") as handle:
+                etc[name] = handle.read()
+        except OSError:
+            pass
+    return {"system": system, "pythons": pythons, "links": links, "etc": etc}
+
+
+def _own_cgroup(controller: str) -> str | None:
+    """This process's cgroup in a v1 hierarchy of `controller` ("" for v2), from /proc/self/cgroup."""
+    with open("/proc/self/cgroup", encoding="utf-8") as handle:
+        for line in handle:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controller in controllers.split(","):
+                return path
+    return None
+
+
+def cgroup_bases() -> list[tuple[str, str, str]]:
+    """The cgroups a kernel's own can be made in: [(controller, version, folder)] for memory, pids and cpu.
+
+    Each is a child of this process's own cgroup (so the machine's limits on the grader still count), and only
+    where that folder is writable: cgroup v1 (one hierarchy per controller), or v2 where this process's cgroup
+    may hand the controller to children (in practice: the root cgroup of a container that has its own).
+    """
+    mounts = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.split()
+            tail = fields[fields.index("-") + 1:]
+            if tail[0] in ("cgroup", "cgroup2"):
+                mounts.append((tail[0], fields[3], fields[4], tail[2].split(",")))
+    bases = []
+    for controller in ("memory", "pids", "cpu"):
+        for fstype, root, point, options in mounts:
+            if fstype == "cgroup" and controller in options:
+                own = _own_cgroup(controller)
+                if own is not None and _inside(own, root):
+                    folder = os.path.join(point, os.path.relpath(own, root))
+                    if os.access(folder, os.W_OK):
+                        bases.append((controller, "v1", os.path.normpath(folder)))
+                break
+        else:
+            for fstype, root, point, _ in mounts:
+                own = _own_cgroup("") if fstype == "cgroup2" else None
+                if own is None or not _inside(own, root):
+                    continue
+                folder = os.path.normpath(os.path.join(point, os.path.relpath(own, root)))
+                try:
+                    _write(os.path.join(folder, "cgroup.subtree_control"), f"+{controller}")
+                    with open(os.path.join(folder, "cgroup.subtree_control"), encoding="utf-8") as handle:
+                        if controller in handle.read().split():
+                            bases.append((controller, "v2", folder))
+                except OSError:
+                    pass
+                break
+    return bases
+
+
+def remove_stale_cgroups(bases) -> None:
+    """Kernel cgroups a dead launcher left behind (it was SIGKILLed mid-kernel); busy ones stay."""
+    for _, _, folder in bases:
+        for name in os.listdir(folder):
+            if not name.startswith("nnfs-kernel-"):
+                continue
+            try:
+                os.kill(int(name.split("-")[2]), 0)
+            except ProcessLookupError:
+                try:
+                    os.rmdir(os.path.join(folder, name))
+                except OSError:
+                    pass
+            except (ValueError, IndexError, PermissionError):
+                continue
+
+
+# -- the intermediate: cgroups, user and PID namespaces, then the kernel ------------------------------------
+def _report(fd: int, **items) -> None:
+    os.write(fd, (json.dumps(items) + "\n").encode())
+
+
+def join_cgroups(bases, limits) -> tuple[list, dict]:
+    """Make this kernel's cgroups and move this process into them (the kernel, forked next, stays there).
+
+    Returns ([(folder, its parent)], {"memory": ..., "processes": ..., "cpu": ...}: what is in force).
+    """
+    name = f"nnfs-kernel-{LAUNCHER_PID}-{os.getpid()}"
+    settings = {
+        ("memory", "v1"): [("memory.limit_in_bytes", limits["memory_bytes"]),
+                           ("memory.memsw.limit_in_bytes", limits["memory_bytes"])],
+        ("memory", "v2"): [("memory.max", limits["memory_bytes"]), ("memory.swap.max", 0)],
+        ("pids", "v1"): [("pids.max", limits["processes"])],
+        ("pids", "v2"): [("pids.max", limits["processes"])],
+        ("cpu", "v1"): [("cpu.cfs_period_us", CPU_PERIOD_US), ("cpu.cfs_quota_us", CPU_PERIOD_US)],
+        ("cpu", "v2"): [("cpu.max", f"{CPU_PERIOD_US} {CPU_PERIOD_US}")],
+    }
+    optional = {"memory.memsw.limit_in_bytes", "memory.swap.max"}  # there only with swap accounting on
+    joined, in_force = [], {}
+    for controller, version, base in bases:
+        folder = os.path.join(base, name)
+        try:
+            os.mkdir(folder, 0o755)
+        except OSError:
+            continue
+        try:
+            for file, value in settings[(controller, version)]:
+                try:
+                    _write(os.path.join(folder, file), str(value))
+                except OSError:
+                    if file not in optional:
+                        raise
+            _write(os.path.join(folder, "cgroup.procs"), str(os.getpid()))
+        except OSError:
+            os.rmdir(folder)
+            continue
+        joined.append((folder, base))
+        in_force[controller] = f"cgroup {version} " + ", ".join(
+            f"{file}={value}" for file, value in settings[(controller, version)] if file not in optional)
+    return joined, in_force
+
+
+def leave_cgroups(joined, remove: bool) -> None:
+    """Move this process back to where it came from; with remove, delete the (then empty) kernel cgroups."""
+    for folder, base in joined:
+        try:
+            _write(os.path.join(base, "cgroup.procs"), str(os.getpid()))
+        except OSError:
+            pass
+        for _ in range(200 if remove else 0):  # the kernel's processes leave their cgroup a moment after exit
+            try:
+                os.rmdir(folder)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.005)
+
+
+def enter_user_namespace() -> None:
+    """As an ordinary user: a user namespace in which this process keeps its uid and gid (mapped to
+    themselves, nothing else mapped) and gets the capabilities to build the kernel's view."""
+    uid, gid = os.geteuid(), os.getegid()
+    unshare(CLONE_NEWUSER, "CLONE_NEWUSER")
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{uid} {uid} 1\n")
+    _write("/proc/self/gid_map", f"{gid} {gid} 1\n")
+
+
+def intermediate(request: dict, report_fd: int, view: dict, bases) -> None:
+    """The launcher's child: sets up what the kernel is forked into, forks it, waits; never returns."""
     code = 1
     try:
         os.setsid()
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # the launcher died: stop the kernel (see on_stop below)
+        if os.getppid() != LAUNCHER_PID:
+            return
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        fence(request["root"], request["hide"], request["keep"], request["uid"], request["limits"])
+        os.close(devnull)
+        fenced = request.get("fence", True)
+        joined, in_force = join_cgroups(bases, request["limits"])
+        try:
+            if fenced:
+                if os.geteuid() != 0:
+                    enter_user_namespace()
+                unshare(CLONE_NEWPID, "CLONE_NEWPID")
+        except OSError as exc:
+            _report(report_fd, error=str(exc), fence_failed=True)
+            leave_cgroups(joined, remove=True)
+            return
+        stops = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        kernel = os.fork()
+        if kernel == 0:
+            become_kernel(request, report_fd, view, fenced, stops)
+        leave_cgroups(joined, remove=False)
+
+        def on_stop(*_):
+            os.kill(kernel, signal.SIGKILL)
+
+        for stop in stops:
+            signal.signal(stop, on_stop)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+        _report(report_fd, kernel=kernel, memory=in_force.get("memory", "RLIMIT_AS (per process)"),
+                processes=in_force.get("pids", "RLIMIT_NPROC" if fenced or request["uid"] is not None else "none"),
+                cpu=in_force.get("cpu", "RLIMIT_CPU (CPU seconds only)"))
+        os.close(report_fd)
+        _, status = os.waitpid(kernel, 0)
+        if not fenced:  # no PID namespace: what the kernel left in its process group goes with it
+            try:
+                os.killpg(os.getpgid(0), signal.SIGKILL)
+            except OSError:
+                pass
+        leave_cgroups(joined, remove=True)
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code
+    except BaseException:  # noqa: BLE001 - nothing of this process may run on into the launcher's loop
+        code = 1
+    finally:
+        os._exit(code)
+
+
+# -- the kernel: its own root, no privileges ----------------------------------------------------------------
+def _mkdirs(root: str, path: str) -> str:
+    """root + path, its missing folders made on the view's own tmpfs; never through a symlink."""
+    target = root
+    for part in path.strip("/").split("/"):
+        target = os.path.join(target, part)
+        if os.path.islink(target):
+            raise OSError(errno.ELOOP, f"the view's {path} would go through a symlink")
+        if not os.path.isdir(target):
+            os.mkdir(target, 0o755)
+    return target
+
+
+def _locked_flags(fd: int) -> int:
+    """The mount flags of an open path that a user namespace may not drop (nosuid, nodev, noexec, atime)."""
+    flags = os.fstatvfs(fd).f_flag
+    kept = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC,
+            os.ST_NOATIME: MS_NOATIME, os.ST_NODIRATIME: MS_NODIRATIME, os.ST_RELATIME: MS_RELATIME}
+    result = 0
+    for stat_flag, mount_flag in kept.items():
+        if flags & stat_flag:
+            result |= mount_flag
+    return result if result & (MS_NOATIME | MS_RELATIME) else result | MS_STRICTATIME
+
+
+def _bind(fd: int, target: str, writable: bool = False) -> None:
+    """Bind the folder or file open as fd (O_PATH) at target, read-only unless writable, never setuid."""
+    mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
+    mount(None, target, None, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | _locked_flags(fd)
+          | (0 if writable else MS_RDONLY))
+
+
+def _open_path(path: str) -> int:
+    return os.open(path, os.O_PATH | os.O_CLOEXEC)
+
+
+def etc_files(view: dict, uid: int, gid: int, home: str) -> dict:
+    """The kernel's /etc: what the dynamic loader and Python read, and a passwd and group naming its uid."""
+    users = [("root", 0, 0, "/"), ("sandbox", uid, gid, home), ("nobody", 65534, 65534, "/nonexistent")]
+    passwd = "".join(f"{name}:x:{u}:{g}::{h}:/usr/sbin/nologin\n" for name, u, g, h in users if name == "root"
+                     or u != 0)
+    groups = "".join(f"{name}:x:{g}:\n" for name, g in (("root", 0), ("sandbox", gid), ("nogroup", 65534))
+                     if name == "root" or g != 0)
+    return {**view["etc"], "passwd": passwd.encode(), "group": groups.encode(),
+            "nsswitch.conf": b"passwd: files\ngroup: files\nshadow: files\nhosts: files\n",
+            "hosts": f"127.0.0.1 localhost\n::1 localhost\n127.0.1.1 {HOSTNAME}\n".encode(),
+            "hostname": f"{HOSTNAME}\n".encode()}
+
+
+def build_root(request: dict, view: dict, uid: int, gid: int) -> None:
+    """In a fresh mount namespace: make a tmpfs the root holding only the kernel's view, and detach the old one.
+
+    The view: the system folders and the Python install(s) read-only at their own paths, a generated /etc, a
+    /dev of null, zero, full, random and urandom, a /proc of the kernel's PID namespace, private size-capped
+    tmpfs on /tmp, /var/tmp and /dev/shm, and the sandbox folder (request["root"]) read-write at its own path.
+    """
+    sandbox = os.path.realpath(request["root"])
+    binds = [(p, False) for p in view["pythons"]] + [(sandbox, True)]
+    for hidden in request.get("hide", ()):
+        hidden = os.path.realpath(hidden)
+        exposed = [p for p, _ in binds[:-1] if _inside(hidden, p)]
+        if exposed:
+            raise OSError(errno.EPERM, f"the Python install {exposed[0]} holds {hidden}, which a kernel may not "
+                                       "see: grade with a Python installed outside the course folder")
+    for (path, _), (other, _) in ((a, b) for a in binds for b in binds if a != b):
+        if _inside(path, other):
+            raise OSError(errno.EINVAL, f"the view cannot hold {path} inside {other}")
+    # open everything first: the new root is staged on /tmp, over the host's /tmp (where sandboxes live)
+    opened = {path: _open_path(path) for path, _ in binds}
+    opened.update({f"/{name}": _open_path(f"/{name}") for name, target in view["system"] if target is None})
+    opened.update({f"/dev/{name}": _open_path(f"/dev/{name}") for name in DEVICES if os.path.exists(f"/dev/{name}")})
+    new = "/tmp"
+    try:
+        mount("nnfs-root", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=8m,nr_inodes=4096,mode=755")
+        for name, target in view["system"]:
+            if target is not None:
+                os.symlink(target, f"{new}/{name}")
+            else:
+                os.mkdir(f"{new}/{name}", 0o755)
+                _bind(opened[f"/{name}"], f"{new}/{name}")
+        os.mkdir(f"{new}/etc", 0o755)
+        for name, content in etc_files(view, uid, gid, request["env"].get("HOME", "/")).items():
+            with open(f"{new}/etc/{name}", "wb") as handle:
+                handle.write(content)
+        os.mkdir(f"{new}/dev", 0o755)
+        mount("nnfs-dev", f"{new}/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=755")
+        for name in DEVICES:
+            if f"/dev/{name}" in opened:
+                os.close(os.open(f"{new}/dev/{name}", os.O_CREAT | os.O_WRONLY, 0o666))
+                mount(f"/proc/self/fd/{opened[f'/dev/{name}']}", f"{new}/dev/{name}", None, MS_BIND)
+        for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                             ("stderr", "/proc/self/fd/2")):
+            os.symlink(target, f"{new}/dev/{name}")
+        for scratch in ("dev/shm", "tmp", "var/tmp"):
+            mount("nnfs-scratch", _mkdirs(new, scratch), "tmpfs", MS_NOSUID | MS_NODEV, f"{SCRATCH},mode=1777")
+        mount(None, f"{new}/dev", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
+        mount("proc", _mkdirs(new, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        for path, writable in sorted(binds, key=lambda b: len(b[0])):
+            _bind(opened[path], _mkdirs(new, path), writable)
+        for link, target in view["links"].items():
+            if not os.path.lexists(new + link):
+                _mkdirs(new, os.path.dirname(link))
+                os.symlink(target, new + link)
+        os.chdir(new)
+        _syscall(0, "pivot_root", b".", b".")
+        _call(libc.umount2(b".", MNT_DETACH), "detach the old root")
+        os.chdir("/")
+        mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    finally:
+        for fd in opened.values():
+            os.close(fd)
+
+
+def bring_up_loopback() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING))
+
+
+def drop_privileges(uid) -> None:
+    """No capabilities left, none to gain (no setuid, no file capabilities, no new user namespaces when in
+    one of ours), and as root: the sandbox uid."""
+    if os.path.exists("/proc/sys/user/max_user_namespaces") and os.geteuid() != 0:
+        try:  # inside our user namespace this limit is its own: no nested ones, and so none of their privileges
+            _write("/proc/sys/user/max_user_namespaces", "0")
+        except OSError:
+            pass
+    for capability in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(capability), 0, 0, 0) != 0:
+            if ctypes.get_errno() == errno.EINVAL:  # past the last capability this kernel knows
+                break
+    libc.prctl(PR_CAP_AMBIENT, ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), 0, 0, 0)
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)  # all of root's capabilities go with the uid
+    else:
+        header = struct.pack("Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+        _syscall(1, "capset", ctypes.c_char_p(header), ctypes.c_char_p(bytes(24)))
+
+
+def apply_rlimits(limits: dict, own_uid: bool) -> None:
+    """The per-process limits; the process cap only where its count is the kernel's own (the sandbox uid, or
+    our user namespace, where processes are counted per namespace), not the whole of the grader's user."""
+    for limit, value in ((resource.RLIMIT_AS, limits["memory_bytes"]), (resource.RLIMIT_CPU, limits["cpu_seconds"]),
+                         (resource.RLIMIT_FSIZE, limits["file_bytes"]), (resource.RLIMIT_NOFILE, 1024),
+                         (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(limit, (value, value))
+    if own_uid:
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
+
+
+def become_kernel(request: dict, report_fd: int, view: dict, fenced: bool, stops) -> None:
+    """The intermediate's child (PID 1 of its namespace when fenced): fence in, run the kernel; never returns."""
+    code = 1
+    try:
+        for stop in stops:
+            signal.signal(stop, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+        uid = request["uid"]
+        try:
+            described = {"view": "the host's (unfenced)", "namespaces": "none", "uid": uid}
+            if fenced:
+                unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS, "mount, network, IPC, UTS")
+                mount(None, "/", None, MS_REC | MS_PRIVATE)
+                ids = (uid, uid) if uid is not None else (os.geteuid(), os.getegid())
+                build_root(request, view, *ids)
+                bring_up_loopback()
+                _call(libc.sethostname(HOSTNAME.encode(), len(HOSTNAME)), "sethostname")
+                described = {"view": "own root (pivot_root)", "uid": ids[0],
+                             "namespaces": "mount, PID, IPC, network (loopback only), UTS"
+                                           + (", user" if uid is None else "")}
+                drop_privileges(uid)
+            elif uid is not None:
+                drop_privileges(uid)
+            apply_rlimits(request["limits"], own_uid=fenced or uid is not None)
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
+        except OSError as exc:
+            _report(report_fd, error=str(exc), fence_failed=fenced)
+            return
+        _report(report_fd, **described)
+        os.close(report_fd)
+        if request.get("probe"):
+            code = 0
+            return
+        os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         os.chdir(request["cwd"])
         os.environ.clear()
-        os.environ.update(request["env"], JPY_PARENT_PID=str(os.getppid()))  # the kernel exits with us
+        os.environ.update(request["env"])
         if "numpy" in sys.modules:  # NumPy's global RNG was seeded once, in the launcher: every kernel its own
             sys.modules["numpy"].random.seed()
         from ipykernel.kernelapp import IPKernelApp
         sys.argv = ["ipykernel_launcher", *request["argv"]]
         IPKernelApp.launch_instance(argv=request["argv"])
         code = 0
+    except BaseException:  # noqa: BLE001 - the kernel's process never returns into the launcher's code
+        code = 1
     finally:
         os._exit(code)
+
+
+# -- the launcher ---------------------------------------------------------------------------------------------
+def _read_reports(fd: int, seconds: float) -> dict:
+    """Everything the intermediate and the kernel report (one JSON object a line), until both have closed."""
+    data, deadline = b"", time.monotonic() + seconds
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return {"error": f"the kernel was not ready to start within {seconds} s"}
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    merged = {}
+    for line in data.decode(errors="replace").splitlines():
+        try:
+            merged.update(json.loads(line))
+        except ValueError:
+            continue
+    return merged
+
+
+def start_kernel(request: dict, view: dict, bases) -> dict:
+    """Fork the intermediate for one request; the answer for the worker."""
+    read_fd, report_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        intermediate(request, report_fd, view, bases)
+    os.close(report_fd)
+    try:
+        report = _read_reports(read_fd, REPORT_SECONDS)
+    finally:
+        os.close(read_fd)
+    if "error" in report or "kernel" not in report:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        return {"error": report.get("error", "the kernel's process did not start"),
+                "fence_failed": bool(report.get("fence_failed"))}
+    fence = {key: report[key] for key in ("view", "namespaces", "uid", "memory", "processes", "cpu") if key in report}
+    return {"pid": pid, "kernel": report["kernel"], "fence": fence}
 
 
 def _reap(*_):
@@ -95,7 +590,7 @@ def _reap(*_):
 
 
 def main():
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]
     for module in WARM:
@@ -103,21 +598,22 @@ def main():
             __import__(module)
         except Exception:  # noqa: BLE001 - not installed: the kernel imports it itself, if it needs it
             pass
+    view = host_view()
+    try:
+        bases = cgroup_bases()
+        remove_stale_cgroups(bases)
+    except OSError:
+        bases = []
     signal.signal(signal.SIGCHLD, _reap)
     out = sys.stdout
     out.write(json.dumps({"ready": os.getpid()}) + "\n")
     out.flush()
     for line in sys.stdin:
         try:
-            request = json.loads(line)
-            pid = os.fork()
-        except Exception as exc:  # noqa: BLE001 - the worker is told, and falls back to a plain start
-            out.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n")
-            out.flush()
-            continue
-        if pid == 0:
-            become_kernel(request)
-        out.write(json.dumps({"pid": pid}) + "\n")
+            answer = start_kernel(json.loads(line), view, bases)
+        except Exception as exc:  # noqa: BLE001 - the worker is told
+            answer = {"error": f"{type(exc).__name__}: {exc}", "fence_failed": False}
+        out.write(json.dumps(answer) + "\n")
         out.flush()
 
 
