@@ -5,18 +5,24 @@ formgrader and the course's `./course` commands all behave the same way.
 """
 import os
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
     ClearHiddenTests,
     ClearMarkScheme,
     ClearOutput,
+    Execute,
     GetGrades,
+    IgnorePattern,
     IncludeHeaderFooter,
+    LimitOutput,
     LockCells,
+    SaveAutoGrades,
 )
 
 from graders.engine.sandbox import default_to_one_blas_thread
-from graders.tooling.nbgrader_plugins import ClearHiddenTracebacks
+from graders.tooling.nbgrader_plugins import ClearHiddenTracebacks, SanitizeStudentContent
 
 # Kernels inherit this process's environment: one BLAS thread (the notebooks' time budgets are per core),
 # and no DeprecationWarnings from libraries on stderr (nbgrader scores a test cell that writes to stderr as failed).
@@ -47,9 +53,26 @@ c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 # committed solutions/ is exactly what the build makes (executing would bake figures and timings into git).
 c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearMarkScheme]
 
+# A graded notebook is shown in a browser: in formgrader, from the instructor's logged-in Jupyter server, and
+# as the feedback page. Nothing a student wrote or printed may run script there. `./course grade` sanitizes
+# the notebook it writes (graders/engine/execute.py); plain `nbgrader autograde` does it right after
+# executing (nbgrader's own list otherwise), and feedback does it again before GetGrades adds the
+# gradebook's scores and comments, so a notebook graded some other way is covered too.
+c.Autograde.autograde_preprocessors = [Execute, SanitizeStudentContent, IgnorePattern, ClearMetadataPreprocessor,
+                                       LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+
 # Feedback shows the diagnostics a hidden test printed, never the hidden test code itself (not even quoted
 # in a traceback).
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTracebacks, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [SanitizeStudentContent, GetGrades, ClearHiddenTracebacks, ClearHiddenTests,
+                                    CSSHTMLHeaderPreprocessor]
+# nbconvert's own sanitizing, for the feedback pages and for formgrader (which renders a submission with an
+# HTMLExporter made from this config): HTML and Markdown outputs through `clean_html`, and no JavaScript or
+# widget output written into the page at all. Its `clean_html` filter is replaced by the course's (nh3, the
+# same rules as the graded notebook's): nbconvert's own escapes table headers and drops every style, which
+# would show the check reports as raw tags. (nbgrader's templates render Markdown cells without the filter:
+# those are sanitized in the notebook itself, above.)
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {"clean_html": "graders.tooling.nbgrader_plugins.clean_html"}
 
 # A deleted test cell is put back from the source and run, so deleting a test never earns its points.
 c.OverwriteCells.add_missing_cells = True

@@ -15,10 +15,12 @@ A submission whose files, source notebook and grader have not changed since it w
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import multiprocessing
 import os
 import re
+import secrets
 import shutil
 import sys
 import time
@@ -33,6 +35,7 @@ from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutp
 
 from ..tooling.build import nbgrader_api
 from ..tooling.course import available_assignments, course_root, nbgrader_meta, notebook_path
+from .execute import sanitized_cell
 from .sandbox import GradingLimits, check_fence, default_to_one_blas_thread, launcher
 
 STATE = ".grading"
@@ -95,7 +98,8 @@ def _unreadable_notebook(assignment: str, reason: str):
     """What a submission that cannot be read is graded as: the release, every test cell failed with the reason."""
     nb = nbformat.read(str(notebook_path(assignment, "release")), as_version=4)
     message = f"Your notebook could not be read, so nothing in it could be graded: {reason}"
-    nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"**{message}**"))
+    # the reason quotes the file's first bytes, which the student wrote: shown as text, never as HTML
+    nb.cells.insert(0, sanitized_cell(nbformat.v4.new_markdown_cell(f"**{html.escape(message)}**")))
     for cell in nb.cells:
         if cell.cell_type == "code":
             meta = nbgrader_meta(cell)
@@ -179,6 +183,8 @@ def grade_class(assignments: list[str] | None = None, *, workers: int | None = N
             pending.append(job)
     print(f"{len(jobs)} submissions of {', '.join(assignments)}; {len(jobs) - len(pending)} already graded, "
           f"{len(pending)} to grade with {workers} worker(s)", file=out, flush=True)
+    if not limits.run_secret:  # hidden checks draw their inputs from it: no student can reproduce them
+        limits.run_secret = secrets.token_bytes(32)
     if pending:  # refuse once, before any work, where no kernel could be fenced (FenceUnavailable says how)
         fence = check_fence(limits)
         print(f"fence: {fence_summary(fence)}", file=out, flush=True)

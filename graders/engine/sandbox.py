@@ -40,7 +40,7 @@ import nbformat
 from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Float, Integer, default
+from traitlets import Bool, Bytes, Float, Integer, default
 from traitlets.config import LoggingConfigurable
 
 from . import channel
@@ -81,6 +81,12 @@ class GradingLimits(LoggingConfigurable):
         "Grade even where this machine cannot fence a kernel in (no root and no unprivileged user namespaces): "
         "a submission can then read and change everything the grading user can. Off by default: grading refuses, "
         "saying why and how to enable the fence."))
+    show_hidden_expected = Bool(False, config=True, help=(
+        "Whether a failed hidden check's feedback shows the hidden expected values. Off by default: it names "
+        "the mistake and shows what came back, and the hidden inputs stay unknown to the class."))
+    run_secret = Bytes(b"", help=(
+        "A grading run's secret, from which hidden checks draw their inputs (set by grade_class; never sent to a "
+        "kernel, since only config traits are)."))
     max_answer_bytes = Integer(16 * 2**20, config=True, help=(
         "Bytes the grader reads of one answer of a student's function to a check (its result and the inputs it "
         "changed, arrays included; decoded, every array reference counts). A larger answer fails that check "
