@@ -184,7 +184,7 @@ def grade_class(assignments: list[str] | None = None, *, workers: int | None = N
     print(f"{len(jobs)} submissions of {', '.join(assignments)}; {len(jobs) - len(pending)} already graded, "
           f"{len(pending)} to grade with {workers} worker(s)", file=out, flush=True)
     if not limits.run_secret:  # hidden checks draw their inputs from it: no student can reproduce them
-        limits.run_secret = secrets.token_bytes(32)
+        limits.run_secret = grading_secret(root)
     if pending:  # refuse once, before any work, where no kernel could be fenced (FenceUnavailable says how)
         fence = check_fence(limits)
         print(f"fence: {fence_summary(fence)}", file=out, flush=True)
@@ -323,4 +323,19 @@ def summary_table(jobs: list[Job]) -> str:
 def fence_summary(fence: dict) -> str:
     """One line saying what isolation a grading run has in force (from sandbox.check_fence)."""
     return ", ".join(f"{key} {value}" for key, value in fence.items())
+
+
+def grading_secret(root: Path) -> bytes:
+    """The course's grading secret, from which hidden checks draw their inputs: made once, on first grading, in
+    the grader's state folder (readable by the instructor only). Kept across runs, so that grading again gives
+    the same verdicts (resume, --force, idempotence), while no student can reproduce the hidden inputs."""
+    path = root / STATE / "hidden-inputs.secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(secrets.token_bytes(32))
+    return path.read_bytes()
 
