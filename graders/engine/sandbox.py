@@ -294,6 +294,7 @@ def check_fence(limits: GradingLimits | None = None, python: str = sys.executabl
 
 
 _UID_LOCK: list = []  # (uid, the open lock file that holds it), for this process's lifetime
+_STARTED = time.time()  # a sandbox folder older than this process, under a uid we now hold, is a dead run's
 _UNFENCED: set = set()  # Pythons whose kernels start unfenced: the fence failed, and allow_unfenced was set
 
 
@@ -329,8 +330,9 @@ def _clear_dead_run(uid: int) -> None:
                    stderr=subprocess.DEVNULL)
     with os.scandir(tempfile.gettempdir()) as entries:
         for entry in entries:
-            if (entry.name.startswith("nnfs-sandbox-") and entry.is_dir(follow_symlinks=False)
-                    and entry.stat(follow_symlinks=False).st_uid == uid):
+            if (entry.name.startswith("nnfs-sandbox-") and not entry.name.endswith("-channels")
+                    and entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == uid
+                    and entry.stat(follow_symlinks=False).st_mtime < _STARTED):
                 shutil.rmtree(entry.path, ignore_errors=True)
                 shutil.rmtree(f"{entry.path}-channels", ignore_errors=True)
 
