@@ -24,7 +24,8 @@ ENGINE = Path(remote.__file__).resolve().parent
 
 DEFAULTS = {"notebook_seconds": 600.0, "memory_bytes": 3 * 2**30, "cpu_seconds": 900, "processes": 256,
             "file_bytes": 256 * 2**20, "output_bytes": 2 * 2**20, "allow_unfenced": False,
-            "max_answer_bytes": 16 * 2**20, "show_hidden_expected": False}
+            "max_answer_bytes": 16 * 2**20, "show_hidden_expected": False,
+            "secret_hidden_inputs": False}
 
 
 @pytest.fixture

@@ -183,7 +183,7 @@ def grade_class(assignments: list[str] | None = None, *, workers: int | None = N
             pending.append(job)
     print(f"{len(jobs)} submissions of {', '.join(assignments)}; {len(jobs) - len(pending)} already graded, "
           f"{len(pending)} to grade with {workers} worker(s)", file=out, flush=True)
-    if not limits.run_secret:  # hidden checks draw their inputs from it: no student can reproduce them
+    if limits.secret_hidden_inputs and not limits.run_secret:  # then no student can reproduce the hidden inputs
         limits.run_secret = grading_secret(root)
     if pending:  # refuse once, before any work, where no kernel could be fenced (FenceUnavailable says how)
         fence = check_fence(limits)

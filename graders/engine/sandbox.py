@@ -84,6 +84,10 @@ class GradingLimits(LoggingConfigurable):
     show_hidden_expected = Bool(False, config=True, help=(
         "Whether a failed hidden check's feedback shows the hidden expected values. Off by default: it names "
         "the mistake and shows what came back, and the hidden inputs stay unknown to the class."))
+    secret_hidden_inputs = Bool(False, config=True, help=(
+        "Draw hidden checks' inputs from the course's grading secret (.grading/hidden-inputs.secret) instead of "
+        "fixed seeds. Off by default for now: a submission whose mistake only some inputs reveal can then score "
+        "differently from one secret to the next (the example class's finn does)."))
     run_secret = Bytes(b"", help=(
         "A grading run's secret, from which hidden checks draw their inputs (set by grade_class; never sent to a "
         "kernel, since only config traits are)."))
