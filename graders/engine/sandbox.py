@@ -363,7 +363,6 @@ class KernelSession:
         self.hide = [str(p) for p in hide]  # not in the kernel's view anyway; starting fails if an install holds one
         self.fence: dict = {}  # what the fence put in force for the running kernel (see Launcher.fork)
         self.python = python
-        self.requests = 0
         self.process = None
         self.client = None
         try:
@@ -541,10 +540,6 @@ class KernelSession:
     def _after_timeout(self, outputs) -> tuple[str, list]:
         self.interrupt()
         return "timeout", outputs
-
-    def next_request(self) -> int:
-        self.requests += 1
-        return self.requests
 
     def call_stub(self, payload: bytes) -> channel.Answer:
         """Have the kernel's stub answer one request, over the kernel's own channels (see channel.py).
