@@ -82,6 +82,21 @@ def test_source_notebooks_run_clean_and_release_notebooks_score_zero(demo):
     assert all(float(r["score"]) == float(r["max_score"]) for r in rows if r["student"] == "ada")
 
 
+def test_03_pictures_come_before_the_code_and_again_from_it(demo):
+    """03 draws each concept's picture before its exercise from the recordings its release ships, so dev (who
+    wrote nothing) sees 8 figures (6 recorded, the digits, the diagnosis from its recording), and ada's full
+    solution draws them again from her own code: 14."""
+    course, _, _ = demo
+
+    def figures(student: str) -> int:
+        path = course / "autograded" / student / "03_backprop" / "backprop.ipynb"
+        return sum("image/png" in output.get("data", {}) for cell in json.loads(path.read_text())["cells"]
+                   for output in cell.get("outputs", []))
+
+    assert figures("dev") == 8
+    assert figures("ada") == 14
+
+
 def test_feedback_is_written_and_shows_diagnostics_but_no_hidden_code(demo):
     course, _, _ = demo
     cleo = (course / "feedback" / "cleo" / "01_neuron" / "neuron.html").read_text()

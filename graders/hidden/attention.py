@@ -14,20 +14,31 @@ import numpy as np
 
 from ..checks.registry import checks_for
 from ..visible.attention import (
+    MEMORISED,
     MHA_KEYS,
+    SAMPLING_ROW,
+    BigramModel,
     _attention_grad_check,
     _block_grad_check,
     _block_params,
     _compare_attention,
     _ffn_grad_check,
     _ffn_params,
+    _frequencies_check,
+    _greedy_check,
     _ln_grad_check,
     _mha_grad_check,
     _mha_params,
     _out,
+    _phrase_ids,
     _require_bool_mask,
     _reversal,
+    _sees_no_future,
+    _text_loss,
     _train_and_measure,
+    _train_char_lm,
+    _windows,
+    draws_only_from_the_rng,
 )
 from . import generates
 from .backprop import _losses_of, draws_only_from_rng
@@ -762,3 +773,231 @@ def randomness_only_from_the_rng_given(t):
     X_val, Y_val = _reversal(data_rng, 16, 5, 6)
     draws_only_from_rng(t, "train_sequence_model", lambda rng: _losses_of(t, "train_sequence_model", t.call(
         "train_sequence_model", X_train, Y_train, X_val, Y_val, rng)))
+
+
+# -- Part 7: a tiny GPT -----------------------------------------------------------------------------------------
+
+#: A text the notebook never shows (self-written for the course): train_char_lm is re-trained on it.
+HELD_OUT_TEXT = (
+    'the baker of the village got up before the sun, every day of the year. she lit the oven, and while '
+    "it grew hot she mixed flour, water, salt and a little of yesterday's dough in a wide wooden bowl. "
+    'the dough was slow and patient. it rose in the warm corner by the oven, and the baker shaped it into'
+    ' long loaves and round loaves and small rolls for the children. when the loaves went into the oven '
+    'the smell of bread went out of the window and down the street, and one by one the windows of the '
+    'village lit up. people said that they did not need a clock: they woke when the bread was baking. in '
+    'the summer the baker made buns with raisins, and in the winter she made a dark heavy bread with '
+    'seeds that kept for a week. she never wrote anything down. the recipes were in her hands, she said, '
+    'and her hands remembered them even when she did not.'
+)
+
+#: The phrase the hidden check memorises and decodes greedily (3 characters determine the next one).
+HIDDEN_PHRASE = "the lamp was old. it turned slowly. "
+#: A short phrase for the three short runs of the rng check.
+PHRASE_FOR_RNG = "the keeper counted the stairs. "
+#: Training budget of train_char_lm with its default settings, seconds on one core, and the loss it must reach.
+CHAR_LM_BUDGET, CHAR_LM_LOSS = 20.0, 2.0
+
+
+def _greedy_variant(table, prompt, n_new, kind):
+    """Greedy decoding with a BigramModel of table (V, V), as a mistaken student would write it.
+
+    kind: "batch_axis" (argmax over the sequences), "position_axis" (argmax over the positions) or
+    "first_position" (the logits of the first position instead of the last).
+    Returns: ids (N, T0 + n_new).
+    """
+    ids = np.array(prompt)
+    for _ in range(n_new):
+        logits = np.asarray(table)[ids]
+        if kind == "batch_axis":
+            next_ids = np.argmax(logits[:, -1, :], axis=0)
+        elif kind == "position_axis":
+            next_ids = np.argmax(logits, axis=1)[:, -1]
+        else:
+            next_ids = np.argmax(logits[:, 0, :], axis=-1)
+        ids = np.concatenate([ids, next_ids[:, None]], axis=1)
+    return ids
+
+
+@generates("attention_generate_greedy_expected")
+def generate_greedy_expected(source, table, prompt, n_new, context):
+    """The reference generate_greedy with a BigramModel of table (V, V) reading at most `context` tokens (None: all):
+    ids (N, T0 + n_new)."""
+    args = (BigramModel(table, context), prompt, n_new) + (() if context is None else (context,))
+    return source.function("generate_greedy")(*args)
+
+
+@generates("attention_generate_greedy_suspects")
+def generate_greedy_suspects(source, table, prompt, n_new, context):
+    """Mistaken greedy decodings with a BigramModel of table (V, V): {mistake: ids (N, T0 + n_new)}."""
+    out = {"argmax over the positions (axis=1): the next token is the argmax over the vocabulary, the last axis, of "
+           "the last position's logits, logits_fn(ids)[:, -1, :].": _greedy_variant(table, prompt, n_new, "position_axis"),
+           "the logits of the first position: the next token comes from the last position, logits_fn(ids)[:, -1, :].":
+               _greedy_variant(table, prompt, n_new, "first_position")}
+    if len(prompt) == len(table):  # otherwise that argmax has the wrong shape, and the shape check says so
+        out["argmax over the sequences (axis=0): take the argmax over the vocabulary, the last axis "
+            "(np.argmax(logits[:, -1, :], axis=-1)), one token per sequence."] = \
+            _greedy_variant(table, prompt, n_new, "batch_axis")
+    return out
+
+
+def _sampling_distribution(row, temperature, top_k, keep=None):
+    """softmax(row / temperature) over the tokens `keep` (default: the top_k largest of row, or all): (V,)."""
+    row = np.asarray(row, dtype=np.float64)
+    if keep is None:
+        keep = np.argsort(row)[::-1][:top_k] if top_k is not None else np.arange(len(row))
+    scaled = np.full(len(row), -np.inf)
+    scaled[keep] = row[keep] / temperature
+    return _stable_softmax(scaled)
+
+
+@generates("attention_sampling_probabilities")
+def sampling_probabilities(source, row, temperature, top_k):
+    """The distribution sample must draw from for one row of logits (V,), and those of named mistakes.
+
+    Returns:
+      {"expected": (V,) probabilities, "suspects": {mistake: (V,) probabilities}}, suspects that differ from it only.
+    """
+    expected = _sampling_distribution(row, temperature, top_k)
+    order = np.argsort(row)[::-1]
+    suspects = {"the temperature has no effect: it must divide the logits BEFORE the softmax (softmax(logits / "
+                "temperature)); dividing the probabilities by it changes nothing once they are renormalized.":
+                    _sampling_distribution(row, 1.0, top_k),
+                "the logits are multiplied by the temperature: divide them, softmax(logits / temperature).":
+                    _sampling_distribution(row, 1.0 / temperature, top_k)}
+    if top_k is not None:
+        suspects["top_k is ignored: set every logit below the k-th largest to -inf before the softmax."] = \
+            _sampling_distribution(row, temperature, None)
+        suspects["top-k keeps k + 1 tokens: the threshold is the k-th largest logit, np.sort(logits, axis=-1)[:, -top_k]."] = \
+            _sampling_distribution(row, temperature, None, keep=order[:top_k + 1])
+        suspects["top-k keeps the k LEAST likely tokens: keep the k largest logits."] = \
+            _sampling_distribution(row, temperature, None, keep=order[::-1][:top_k])
+    return {"expected": expected,
+            "suspects": {k: v for k, v in suspects.items() if not np.allclose(v, expected, atol=0.02)}}
+
+
+# -- train_char_lm --------------------------------------------------------------------------------------------------
+
+def _held_out_ids():
+    """HELD_OUT_TEXT as ids in its own sorted character vocabulary: (ids (n,), V, unigram entropy in nats)."""
+    vocab = sorted(set(HELD_OUT_TEXT))
+    ids = np.array([vocab.index(c) for c in HELD_OUT_TEXT], dtype=np.int64)
+    shares = np.bincount(ids) / len(ids)
+    return ids, len(vocab), float(-np.sum(shares * np.log(shares)))
+
+
+@hidden("train_char_lm")
+def learns_a_held_out_text_within_the_budget(t):
+    """trained on a text the notebook never shows: a loss of at most 2.0 nats per character within 20 s, causal"""
+    ids, V, unigram = _held_out_ids()
+    logits_fn, _, seconds = _train_char_lm(t, ids, V, 2026)
+    windows = _windows(ids, 17, 5)
+    _sees_no_future(t, logits_fn, windows[:4, :-1], V, seed=1)
+    loss = _text_loss(logits_fn(windows[:, :-1]), windows[:, 1:])
+    t.require(loss <= CHAR_LM_LOSS,
+              f"after training on a held-out text of {len(ids)} characters ({V} distinct), the model's loss on it is "
+              f"{loss:.3f} nats per character; at most {CHAR_LM_LOSS} is needed (a model that ignores the context "
+              f"cannot go below the text's unigram entropy, {unigram:.3f}).",
+              cause="the targets are not the inputs shifted by one, a wrong gradient, no positional encoding, or too "
+                    "few steps or too small a learning rate in the default settings.",
+              hint="windows of context + 1 ids, inputs windows[:, :-1], targets windows[:, 1:]; run every hidden "
+                   "check above first.")
+    t.require(seconds <= CHAR_LM_BUDGET,
+              f"training took {seconds:.1f} s; the budget is {CHAR_LM_BUDGET:.0f} s on one core.",
+              hint="vectorize over the batch; fewer steps or a smaller model in the default settings.")
+
+
+@hidden("train_char_lm")
+def greedy_decoding_of_a_memorised_string(t):
+    """trained on a repeated phrase: the reference's greedy decoding with the model writes the phrase on"""
+    ids, V = _phrase_ids(HIDDEN_PHRASE, 6)
+    logits_fn, _, _ = _train_char_lm(t, ids, V, 99)
+    n_new = len(HIDDEN_PHRASE)
+    got = t.ref("generate_greedy")(logits_fn, ids[None, :8], n_new, 16)[0]
+    vocab = sorted(set(HIDDEN_PHRASE))
+    t.require(np.array_equal(got, ids[:8 + n_new]),
+              f"greedy decoding from {''.join(vocab[i] for i in ids[:8])!r} with the trained model wrote "
+              f"{''.join(vocab[i] for i in got)!r}, not the phrase it was trained on "
+              f"({(HIDDEN_PHRASE * 2)[:8 + n_new]!r}).",
+              cause="the model does not memorise a short repeated phrase: the targets are not the inputs shifted by "
+                    "one, or logits_fn does not run the trained parameters.",
+              hint="logits_fn must use the parameters after the last step (a closure over the final params).")
+
+
+@hidden("train_char_lm")
+def randomness_only_from_the_rng_given_to_train_char_lm(t):
+    """three runs of 3 steps: rngs seeded alike train alike, rngs seeded differently do not"""
+    ids, V = _phrase_ids(PHRASE_FOR_RNG, 3)
+    draws_only_from_the_rng(t, "train_char_lm", lambda rng: _losses_of(t, "train_char_lm", t.call(
+        "train_char_lm", ids, V, rng, steps=3)))
+
+
+
+# -- generate_greedy and sample -------------------------------------------------------------------------------------
+
+def _random_table(rng, V, margin=0.3):
+    """A (V, V) table of logits whose row maxima lead the rest by at least `margin` (so the argmax is clear)."""
+    table = rng.normal(size=(V, V))
+    runner_up = np.sort(table, axis=1)[:, -2]
+    table[np.arange(V), np.argmax(table, axis=1)] = runner_up + margin + rng.random(V)
+    return table
+
+
+@hidden("generate_greedy")
+def random_models_and_prompts(t):
+    """V = 6 with six prompts of 3 tokens, then a single prompt: the last position's argmax at every step"""
+    table = _random_table(t.rng, 6)
+    _greedy_check(t, table, t.rng.integers(0, 6, size=(6, 3)), 8)
+    _greedy_check(t, table, t.rng.integers(0, 6, size=(1, 2)), 4)
+
+
+@hidden("generate_greedy")
+def greedy_reads_only_the_last_context_tokens(t):
+    """a model that reads at most 3 tokens, a prompt of 3 and 5 new tokens with context=3"""
+    _greedy_check(t, _random_table(t.rng, 5), t.rng.integers(0, 5, size=(2, 3)), 5, context=3)
+
+
+@hidden("sample")
+def temperature_towards_zero_is_greedy(t):
+    """temperature 1e-3 and top_k = 1 give the greedy decoding"""
+    table = _random_table(t.rng, 5)
+    prompt = t.rng.integers(0, 5, size=(5, 2))
+    expected = t.data("attention_generate_greedy_expected", table, prompt, 6, None)
+    for kwargs in ({"temperature": 1e-3}, {"top_k": 1}):
+        what = "sample(..., " + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")"
+        got = t.call("sample", BigramModel(table), prompt, 6, np.random.default_rng(3), **kwargs)
+        t.require(isinstance(got, np.ndarray) and got.shape == expected.shape and np.array_equal(got, expected),
+                  f"{what} is not the greedy decoding: with the temperature near 0 (or a single token kept) every "
+                  "draw must be the most likely token.",
+                  expected=np.array2string(expected), got=np.array2string(np.asarray(got)),
+                  cause="the temperature does not divide the logits before the softmax: near 0 it must make the "
+                        "largest logit take all the probability." if "temperature" in kwargs else
+                        "top_k = 1 must keep only the largest logit: the threshold is the k-th largest, "
+                        "np.sort(logits, axis=-1)[:, -top_k].",
+                  hint="p = softmax(logits / temperature) after setting the logits below the k-th largest to -inf.")
+
+
+@hidden("sample")
+def top_k_never_leaves_the_k_most_likely(t):
+    """top_k = 3 at temperature 1 and top_k = 2 at temperature 2: only the k most likely, in their proportions"""
+    row = np.array([0.3, 1.1, -0.6, 0.9, 0.0, -0.2])
+    _frequencies_check(t, row, temperature=1.0, top_k=3, rng_seed=1)
+    _frequencies_check(t, row, temperature=2.0, top_k=2, rng_seed=2)
+
+
+@hidden("sample")
+def temperature_flattens_and_sharpens(t):
+    """temperature 2 and 0.7: frequencies of 4000 draws follow softmax(logits / temperature)"""
+    _frequencies_check(t, SAMPLING_ROW, temperature=2.0, rng_seed=4)
+    _frequencies_check(t, SAMPLING_ROW[::-1].copy(), temperature=0.7, rng_seed=5)
+
+
+@hidden("sample")
+def sampling_draws_from_the_rng_and_reads_the_context(t):
+    """equal seeds agree, other seeds differ; with context=3 only the last 3 tokens reach the model"""
+    prompt = t.rng.integers(0, 4, size=(100, 3))
+    draws_only_from_the_rng(t, "sample", lambda rng: t.call("sample", BigramModel(MEMORISED), prompt, 4, rng,
+                                                             temperature=1.5, top_k=3))
+    got = t.call("sample", BigramModel(MEMORISED, 3), prompt[:4], 5, np.random.default_rng(0), context=3)
+    t.require(isinstance(got, np.ndarray) and got.shape == (4, 8) and np.array_equal(got[:, :3], prompt[:4]),
+              "sample(..., context=3) must return the prompt (4, 3) followed by 5 new tokens, (4, 8).",
+              hint="feed the model ids[:, -context:] when context is given.")

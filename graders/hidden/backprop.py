@@ -15,11 +15,11 @@ from ..checks.failures import Failure
 from .gradients import numerical_gradient
 from ..checks.registry import checks_for
 from ..tooling.course import course_root
-from ..visible.backprop import (_at_step, _bn_grads, _bn_parts, _bn_train_check, _cache, _clip_check,
-                                _dense_inputs, _dense_shape_names, _dense_unpack, _digits_split,
-                                _dropout_backward_check, _dropout_out, _flat, _grad_sequence, _kept_check,
-                                _mlp_params, _named_shape, _opt_params, _read_dict, _sce_check, _train,
-                                _trajectory_check)
+from ..visible.backprop import (_at_step, _bn_backward_check, _bn_parts, _bn_train_check, _cache,
+                                _clip_check, _clustered, _dense_inputs, _dense_shape_names, _dense_unpack,
+                                _digits_split, _dropout_backward_check, _dropout_out, _flat, _grad_sequence,
+                                _kept_check, _mlp_grad_check, _mlp_params, _named_shape, _opt_params, _read_dict,
+                                _sanity_check, _sce_check, _train, _trajectory_check)
 from . import generates
 from .mlp import clipped_cross_entropies
 
@@ -227,27 +227,6 @@ def mlp_backward_slips(source, X, params, dlogits):
                   "the ReLU valves are skipped: go back through relu_backward before each hidden "
                   "layer's dense_backward.": no_relu[key]}
             for key in params}
-
-
-def _mlp_grad_check(t, sizes, n):
-    """Every gradient of mlp_backward against centered differences of mlp_forward, N = n, random dlogits.
-
-    The gradients are named grads['W1'], ... in messages; mlp_backward must return exactly the keys of params,
-    each shaped like its parameter.
-    """
-    X = t.rng.normal(size=(n, sizes[0]))
-    params = _mlp_params(t.rng, sizes)
-    keys = list(params)
-    label = {key: f"grads[{key!r}]" for key in keys}
-
-    def unpack(result):
-        return {label[k]: v for k, v in _read_dict(t, result, keys, "mlp_backward(...)", params).items()}
-
-    def candidates(douts):
-        return {label[k]: v for k, v in t.data("backprop_mlp_backward_slips", X, params, douts[0]).items()}
-
-    t.backward_check("mlp_forward", "mlp_backward", [X, params], {label[k]: (1, k) for k in keys},
-                     unpack=unpack, batch=n, candidates=candidates)
 
 
 @hidden("mlp_backward")
@@ -844,9 +823,10 @@ def batchnorm_gradients(source, X, gamma, beta, dout):
 
 
 @generates("backprop_batchnorm_backward_slips")
-def batchnorm_backward_slips(source, X, gamma, dout):
+def batchnorm_backward_slips(source, X, gamma, dout, running=None):
     """Named mistakes of batchnorm_backward after batchnorm_forward(X (N, D), gamma (D,), beta, None, True)
-    (eps 1e-5), for the upstream dout (N, D): {"dX": {mistake: (N, D)}, "dgamma": {...: (D,)}, "dbeta": {...}}."""
+    (eps 1e-5), for the upstream dout (N, D): {"dX": {mistake: (N, D)}, "dgamma": {...: (D,)}, "dbeta": {...}}.
+    `running` is unused (training mode ignores it): the signature is the evaluation generator's."""
     mean, var = X.mean(axis=0), X.var(axis=0)
     inv_std = 1 / np.sqrt(var + 1e-5)
     x_hat = (X - mean) * inv_std
@@ -861,17 +841,6 @@ def batchnorm_backward_slips(source, X, gamma, dout):
             "dbeta": {"dbeta is the mean over the batch: it is the sum, dout.sum(axis=0).": dout.mean(axis=0)}}
 
 
-def _bn_backward_check(t, n, d):
-    """dX, dgamma, dbeta of batchnorm_backward against centered differences of batchnorm_forward in training
-    mode, X (n, d) with features of different scales, random gamma and beta."""
-    X = t.rng.normal(size=(n, d)) * t.rng.uniform(0.5, 2, size=d) + t.rng.normal(size=d)
-    gamma, beta = t.rng.normal(size=d), t.rng.normal(size=d)
-    t.backward_check("batchnorm_forward", "batchnorm_backward", [X, gamma, beta, None, True],
-                     {"dX": 0, "dgamma": 1, "dbeta": 2}, batch=n,
-                     unpack=lambda r: _bn_grads(t, r, n, d, what="{key} from batchnorm_backward"),
-                     candidates=lambda douts: t.data("backprop_batchnorm_backward_slips", X, gamma, douts[0]))
-
-
 @hidden("batchnorm_backward")
 def batchnorm_gradient_check(t):
     """dX, dgamma, dbeta against centered differences, N = 6, D = 4, random gamma, beta and dout"""
@@ -884,7 +853,81 @@ def batchnorm_gradient_check_other_shape(t):
     _bn_backward_check(t, 3, 7)
 
 
+_BN_EVAL_BACKWARD = ("the backward ignores the mode of its forward: after an evaluation-mode forward the mean and "
+                     "variance are the running ones, constants of the batch, so the layer is the affine map "
+                     "gamma * (X - running mean) / sqrt(running var + eps) + beta and dX = dout * gamma / "
+                     "sqrt(running var + eps); the training-mode formula (the two paths through the batch "
+                     "statistics) is wrong there. Keep the mode in the cache.")
+
+
+@generates("backprop_batchnorm_eval_backward_slips")
+def batchnorm_eval_backward_slips(source, X, gamma, dout, running, eps=1e-5):
+    """Named mistakes of batchnorm_backward after batchnorm_forward(X (N, D), gamma (D,), beta, running, False):
+    {"dX": {mistake: (N, D)}, "dgamma": {}, "dbeta": {}}; the one named is the training-mode formula applied to
+    the x_hat and 1/std of the running statistics."""
+    inv_std = 1 / np.sqrt(running["var"] + eps)
+    x_hat = (X - running["mean"]) * inv_std
+    g = dout * gamma
+    return {"dX": {_BN_EVAL_BACKWARD: inv_std * (g - g.mean(axis=0) - x_hat * (g * x_hat).mean(axis=0))},
+            "dgamma": {}, "dbeta": {}}
+
+
+@hidden("batchnorm_backward")
+def batchnorm_gradient_check_after_evaluation(t):
+    """after a forward in evaluation mode (train=False, random running statistics), N = 6, D = 4: dX is the
+    affine map's dout * gamma / sqrt(running var + eps); dgamma and dbeta use the running x_hat"""
+    _bn_backward_check(t, 6, 4, train=False)
+
+
 # -- Part 6: training on the digits ------------------------------------------------------------------------
+
+@generates("backprop_sanity_expected")
+def sanity_expected(source, X, y, seed, hidden=(64,), n_small=20, steps=100, lr=1e-2):
+    """What sanity_checks(X (N, D), y (N,), default_rng(seed), hidden, n_small, steps, lr) must report that does
+    not depend on the student's optimizer: the untrained network's loss (init_mlp([D, *hidden, C], rng), the first
+    draw from rng) on all of X and on X[:n_small], log C, and the sizes.
+
+    Returns:
+      {"initial_loss": float, "first_small_loss": float, "log_c": float, "n_classes": int, "steps": int,
+       "n_small": int}.
+    """
+    n_classes = int(np.max(y)) + 1
+    params = source.function("init_mlp")([X.shape[1], *hidden, n_classes], np.random.default_rng(seed))
+    loss = source.function("mlp_loss_and_grads")
+    return {"initial_loss": float(loss(X, y, params)[0]), "first_small_loss": float(loss(X[:n_small], y[:n_small],
+                                                                                        params)[0]),
+            "log_c": float(np.log(n_classes)), "n_classes": n_classes, "steps": int(steps), "n_small": int(n_small)}
+
+
+def _standardized_digits(t):
+    """The notebook's digits split, standardized with the training statistics: (X_train, y_train)."""
+    X_train, _, y_train, _ = _digits_split(t)
+    std = X_train.std(axis=0)
+    return (X_train - X_train.mean(axis=0)) / np.where(std > 0, std, 1.0), y_train
+
+
+@hidden("sanity_checks")
+def drills_on_the_digits(t):
+    """the standardized digits, default config, seed 0: within 1.5 of log 10, 20 images memorised in 100 steps, 2 s"""
+    X, y = _standardized_digits(t)
+    _sanity_check(t, X, y, 0, 2.0)
+
+
+@hidden("sanity_checks")
+def drills_on_another_problem(t):
+    """5 classes, 12 features, another network and run (hidden (32, 16), n_small 12, 150 steps, lr 5e-3)"""
+    X, y = _clustered(t.rng, 80, 12, 5)
+    _sanity_check(t, X, y, 3, 2.0, hidden=(32, 16), n_small=12, steps=150, lr=5e-3)
+
+
+@hidden("sanity_checks")
+def drills_draw_only_from_the_rng(t):
+    """rngs seeded alike give the same drills, rngs seeded differently different ones"""
+    X, y = _standardized_digits(t)
+    draws_only_from_rng(t, "sanity_checks", lambda rng: t.array(t.part(
+        t.call("sanity_checks", X[:200], y[:200], rng, steps=10), lambda r: r["small_losses"], "sanity_checks"),
+        'result["small_losses"]'))
+
 
 @hidden("train_mlp")
 def reaches_97_percent_on_the_digits(t):
@@ -954,3 +997,70 @@ def the_notebooks_digits(source):
     with np.load(course_root() / "source" / "03_backprop" / "digits_split.npz", allow_pickle=False) as data:
         return tuple(data[name] for name in ("X_train", "X_val", "y_train", "y_val"))
 
+
+
+# -- the recordings the notebook draws its pictures from before the student's code runs ---------------------
+
+#: The non-solution code cells whose definitions the recordings run (each up to its first top-level `try:` or
+#: `plot_...(` call, where it starts drawing).
+_FIGURE_HELPERS = ("gradient_reaching_each_layer", "valley_path", "batchnorm_demo_features", "plot_drills",
+                   "gd_curve", "overfitting_curves")
+FIGURES_FILE = "backprop_figures.npz"
+
+
+def _definitions(source: str) -> str:
+    """A figure cell's source up to its first top-level line that runs a figure (`try:` or `plot_...`)."""
+    lines = source.splitlines()
+    end = next((i for i, line in enumerate(lines) if line.startswith(("try:", "plot_"))), len(lines))
+    return "\n".join(lines[:end])
+
+
+def figure_recordings() -> dict:
+    """Every array the 03 notebook draws before its exercises, computed with the reference solution and the
+    notebook's own figure helpers (the instructor's side: the student's side gets these as data).
+
+    Returns:
+      {name: array}: flow_scales (3,), flow_norms (3, 10); valley_sgd, valley_momentum, valley_adam (60, 2);
+      dropout_ones (12, 30); batchnorm_normed (500, 3); drills_initial_loss, drills_log_c, drills_small_accuracy
+      (scalars), drills_small_losses (100,); real_* and shuffled_* (loss per step; train_acc, val_acc per epoch;
+      grad_W1, grad_W2 per step) of train_mlp with rng seed 0 on the real and on shuffled labels;
+      diagnosis_losses (4, 150), diagnosis_dead (4,), overfit_train (300,), overfit_val (300,).
+    """
+    from ..tooling.course import nbgrader_meta, notebook_path, read_notebook
+    from ..tooling.reference import reference
+
+    ns = reference("03_backprop")
+    with np.load(course_root() / "source" / "03_backprop" / "digits_split.npz", allow_pickle=False) as split:
+        ns.update(X_train=split["X_train"].astype(np.float64), X_val=split["X_val"].astype(np.float64),
+                  y_train=split["y_train"].astype(np.int64), y_val=split["y_val"].astype(np.int64))
+    for cell in read_notebook(notebook_path("03_backprop", "source")).cells:
+        if (cell.cell_type == "code" and not nbgrader_meta(cell).get("solution")
+                and any(f"def {name}(" in cell.source for name in _FIGURE_HELPERS)):
+            exec(compile(_definitions(cell.source), "<03 figure helpers>", "exec"), ns)
+    out = {"flow_scales": np.array([0.5, 1.0, 1.6])}
+    out["flow_norms"] = np.array([ns["gradient_reaching_each_layer"](scale) for scale in out["flow_scales"]])
+    out["valley_sgd"] = ns["valley_path"](ns["sgd_step"], lr=0.07)
+    out["valley_momentum"] = ns["valley_path"](ns["momentum_step"], lr=0.02, beta=0.8)
+    out["valley_adam"] = ns["valley_path"](ns["adam_step"], lr=0.3)
+    out["dropout_ones"] = ns["dropout_forward"](np.ones((12, 30)), 0.4, True, np.random.default_rng(3))[0]
+    features = ns["batchnorm_demo_features"]()
+    out["batchnorm_normed"] = ns["batchnorm_forward"](features, np.ones(3), np.zeros(3), None, True)[0]
+    drills = ns["sanity_checks"](ns["X_train_std"], ns["y_train"], np.random.default_rng(0))
+    out.update({f"drills_{key}": np.asarray(value, dtype=np.float64) for key, value in drills.items()})
+    shuffled = np.random.default_rng(1).permutation(ns["y_train"])
+    for run, labels in (("real", ns["y_train"]), ("shuffled", shuffled)):
+        _, history = ns["train_mlp"](ns["X_train"], labels, ns["X_val"], ns["y_val"], np.random.default_rng(0))
+        out.update({f"{run}_loss": np.array(history["loss"]), f"{run}_train_acc": np.array(history["train_acc"]),
+                    f"{run}_val_acc": np.array(history["val_acc"]),
+                    **{f"{run}_grad_{key}": np.array(norms) for key, norms in history["grad_norms"].items()}})
+    runs = [ns["gd_curve"](lr) for lr in ns["DIAGNOSIS_RATES"]]
+    out["diagnosis_losses"] = np.array([losses for losses, _ in runs])
+    out["diagnosis_dead"] = np.array([dead for _, dead in runs])
+    out["overfit_train"], out["overfit_val"] = map(np.array, ns["overfitting_curves"]())
+    return out
+
+
+def write_figure_recordings() -> None:
+    """Write figure_recordings() to source/03_backprop/backprop_figures.npz (run after changing a figure or the
+    reference: `.venv/bin/python -c "from graders.hidden.backprop import write_figure_recordings as w; w()"`)."""
+    np.savez_compressed(course_root() / "source" / "03_backprop" / FIGURES_FILE, **figure_recordings())

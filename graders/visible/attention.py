@@ -366,3 +366,255 @@ def learns_to_reverse_a_small_task(t):
     accuracy, _, _, _ = _train_and_measure(t, 8, 10, 11, n_train=1000, n_val=200)
     # no training time in the note: the report must be the same on every run (the time limit is a hidden check)
     t.note(f"reversal, T = 8, 10 tokens: validation token accuracy {accuracy:.1%}")
+
+
+# -- Part 7: a tiny GPT -----------------------------------------------------------------------------------------
+
+class BigramModel:
+    """A stand-in language model for the generation checks: the logits at a position depend only on its token.
+
+    Inputs (to build one):
+      table: (V, V) array; row v holds the logits of the token that follows token v
+      max_context: None, or the most tokens one call may read (more raises ValueError, as a model trained on a
+        fixed context would be asked to read positions it never saw)
+    Calling it:
+      ids: int array (N, t) -> logits (N, t, V), with logits[n, i] = table[ids[n, i]]
+    """
+
+    def __init__(self, table, max_context=None):
+        self.table = np.asarray(table, dtype=np.float64)
+        self.max_context = max_context
+
+    def __call__(self, ids):
+        ids = np.asarray(ids)
+        if ids.ndim != 2:
+            raise ValueError(f"logits_fn reads ids of shape (N, t); got shape {ids.shape}")
+        if self.max_context is not None and ids.shape[1] > self.max_context:
+            raise ValueError(f"this model reads at most {self.max_context} tokens (its context), got {ids.shape[1]}: "
+                             "feed only the last `context` tokens, ids[:, -context:]")
+        return self.table[ids]
+
+
+#: A model that has memorised the cycle 0 -> 2 -> 1 -> 3 -> 0: the largest logit of row v is its successor,
+#: every other logit at least 0.4 below it, no two equal.
+MEMORISED = np.array([[0.1, -0.5, 1.0, 0.4],
+                      [-0.2, 0.3, 0.0, 1.0],
+                      [0.2, 1.0, -0.7, 0.5],
+                      [1.0, 0.0, 0.6, -0.3]])
+#: One row of next-token logits for the sampling checks: no two equal, every token likely enough to be drawn.
+SAMPLING_ROW = np.array([1.2, 0.2, -0.4, 0.8, -1.0])
+#: The repeated phrase the visible check of train_char_lm memorises (3 characters determine the next one).
+PHRASE = "one hundred and twelve stairs. "
+
+
+def _token_ids(t, got, what: str) -> np.ndarray:
+    """The ids a generation function returned, as an int64 array, or a failure saying why they are not ids."""
+    t.require(isinstance(got, np.ndarray) and got.dtype.kind in "iu",
+              f"{what} must return an int array of token ids, got "
+              + (f"an array of dtype {got.dtype}." if isinstance(got, np.ndarray) else f"a {type(got).__name__}."),
+              hint="np.concatenate([ids, next_ids[:, None]], axis=1) with ids = np.array(prompt) and next_ids from "
+                   "np.argmax or rng: both are ints.")
+    return got.astype(np.int64)
+
+
+def _check_continuation(t, got, prompt, n_new, V, what: str) -> np.ndarray:
+    """got (from a generation function) must be (N, T0 + n_new) ids in [0, V) that start with the prompt."""
+    ids = _token_ids(t, got, what)
+    N, T0 = prompt.shape
+    t.require(ids.shape == (N, T0 + n_new), f"{what} has shape {ids.shape}, expected {(N, T0 + n_new)}: the prompt "
+              f"(N, T0) = {prompt.shape} followed by {n_new} new tokens.",
+              hint="return the whole sequence, prompt included: np.concatenate([ids, next_ids[:, None]], axis=1) at "
+                   "every step, with next_ids of shape (N,).")
+    t.require(np.array_equal(ids[:, :T0], prompt), f"{what} does not start with the prompt.",
+              hint="start from ids = np.array(prompt) and only append.")
+    t.require(ids.min() >= 0 and ids.max() < V, f"{what} holds ids outside [0, {V}).",
+              cause="an argmax or a draw over the wrong axis gives indices of positions or sequences, not tokens.",
+              hint="take the logits of the last position, logits_fn(ids)[:, -1, :] (N, V), and choose over the last axis.")
+    return ids
+
+
+def _greedy_check(t, table, prompt, n_new, context=None):
+    """generate_greedy with a BigramModel of `table` against the reference, the named mistakes as candidates."""
+    model = BigramModel(table, context)
+    args = (model, prompt, n_new) if context is None else (model, prompt, n_new, context)
+    what = f"generate_greedy(logits_fn, prompt, {n_new}" + ("" if context is None else f", context={context}") + ")"
+    got = _check_continuation(t, t.call("generate_greedy", *args), prompt, n_new, len(table), what)
+    t.close(got, t.data("attention_generate_greedy_expected", table, prompt, n_new, context), what,
+            inputs=t.describe_args(t.student("generate_greedy"), args, {}),
+            candidates=t.data("attention_generate_greedy_suspects", table, prompt, n_new, context))
+
+
+def _draws(t, row, n, temperature=1.0, top_k=None, rng_seed=0):
+    """n next tokens drawn by the student's sample from one row of logits (a BigramModel whose every row is `row`),
+    one step from n one-token prompts. Returns an int array (n,)."""
+    V = len(row)
+    prompt = np.zeros((n, 1), dtype=np.int64)
+    kwargs = {"temperature": temperature}
+    if top_k is not None:
+        kwargs["top_k"] = top_k
+    what = f"sample(..., temperature={temperature}" + ("" if top_k is None else f", top_k={top_k}") + ")"
+    got = t.call("sample", BigramModel(np.tile(row, (V, 1))), prompt, 1, np.random.default_rng(rng_seed), **kwargs)
+    return _check_continuation(t, got, prompt, 1, V, what)[:, -1], what
+
+
+def _frequencies_check(t, row, temperature=1.0, top_k=None, n=4000, rng_seed=0):
+    """The tokens the student's sample draws follow softmax(row / temperature) restricted to the top_k largest.
+
+    Draws n tokens; each frequency must be within 5 standard errors (+ 0.01) of its probability. A mistake
+    whose distribution the frequencies do fit is named."""
+    draws, what = _draws(t, row, n, temperature, top_k, rng_seed)
+    freq = np.bincount(draws, minlength=len(row)) / n
+    probs = t.data("attention_sampling_probabilities", row, temperature, top_k)
+    expected = probs["expected"]
+    if top_k is not None:
+        kept = set(np.argsort(row)[::-1][:top_k].tolist())
+        outside = sorted(set(draws.tolist()) - kept)
+        if outside:
+            least = set(np.argsort(row)[:top_k].tolist())
+            k_plus_one = int(np.argsort(row)[::-1][top_k])
+            cause = ("top-k keeps the k LEAST likely tokens: keep the k largest logits (np.sort(logits)[:, -top_k] is the "
+                     "k-th largest) and set the others to -inf." if set(draws.tolist()) <= least else
+                     "top-k keeps k + 1 tokens: the threshold is the k-th largest logit, np.sort(logits, axis=-1)[:, -top_k], "
+                     "not the (k+1)-th (an off-by-one)." if outside == [k_plus_one] else
+                     "tokens outside the k most likely are drawn: set every logit below the k-th largest to -inf before "
+                     "the softmax.")
+            t.require(False, f"{what} drew tokens {outside}, outside the {top_k} most likely {sorted(kept)}.",
+                      cause=cause, hint="kth = np.sort(logits, axis=-1)[:, -top_k][:, None]; "
+                                        "logits = np.where(logits >= kth, logits, -np.inf).")
+    tolerance = 5 * np.sqrt(np.maximum(expected * (1 - expected), 1e-4) / n) + 0.01
+    if np.all(np.abs(freq - expected) <= tolerance):
+        return
+    named = [mistake for mistake, q in probs["suspects"].items()
+             if np.all(np.abs(freq - q) <= 5 * np.sqrt(np.maximum(q * (1 - q), 1e-4) / n) + 0.01)]
+    t.require(False, f"the tokens {what} draws do not follow softmax(logits / temperature)"
+              + ("" if top_k is None else " over the top_k largest logits") + f" ({n} draws).",
+              inputs=f"logits of every row: {np.array2string(row, precision=2)}",
+              expected="probabilities " + np.array2string(expected, precision=3),
+              got="frequencies " + np.array2string(freq, precision=3),
+              cause=named[0] if named else "the logits are not divided by the temperature before the softmax, or the "
+                                           "draw does not follow the probabilities.",
+              hint="p = softmax(logits / temperature), then rng.choice(V, p=p[n]) for each row n (or compare "
+                   "rng.random() with np.cumsum(p)).")
+
+
+def draws_only_from_the_rng(t, name: str, run) -> None:
+    """The student's `name` takes its randomness from the rng it is given, and only from it.
+
+    Inputs:
+      name: the contract function, for messages.
+      run: rng -> an array of what a call of `name` with that rng gave (the ids drawn, the training losses).
+    """
+    first, again, other = (np.asarray(run(np.random.default_rng(seed))) for seed in (7, 7, 8))
+    t.require(first.shape == again.shape and np.array_equal(first, again),
+              f"`{name}` gave different results for two generators seeded alike (np.random.default_rng(7)).",
+              cause=f"`{name}` draws from np.random.* (NumPy's global generator: np.random.choice, np.random.rand, ...) "
+                    "instead of the rng it is given.",
+              hint="draw every random number from the rng argument: rng.choice(V, p=p), rng.random(...), "
+                   "rng.integers(...).")
+    t.require(first.shape != other.shape or not np.array_equal(first, other),
+              f"`{name}` gave exactly the same results for generators seeded differently (7 and 8): "
+              "the rng argument is ignored.",
+              cause="the function makes its own generator with a fixed seed (np.random.default_rng(0)) or calls "
+                    "np.random.seed, so every run is the same whatever rng it is given.",
+              hint="use the rng you are given instead of making one.")
+
+
+def _phrase_ids(phrase: str, repeats: int):
+    """A phrase repeated `repeats` times, as ids in its own sorted character vocabulary: (ids (n,), V)."""
+    vocab = sorted(set(phrase))
+    return np.array([vocab.index(c) for c in phrase * repeats], dtype=np.int64), len(vocab)
+
+
+def _train_char_lm(t, ids, V, seed, **kwargs):
+    """Run the student's train_char_lm; check the form of what it returns.
+
+    Returns:
+      (logits_fn: the student's function, wrapped so that every call is guarded and returns float logits,
+       history["loss"] as a float vector, seconds the training took).
+    """
+    start = time.perf_counter()
+    result = t.call("train_char_lm", ids, V, np.random.default_rng(seed), **kwargs)
+    seconds = time.perf_counter() - start
+    logits_fn = t.part(result, _out, "train_char_lm")
+    history = t.part(result, lambda r: r[1], "train_char_lm")
+    t.require(callable(logits_fn), "train_char_lm must return (logits_fn, history) with logits_fn a function.",
+              hint="return (logits_fn, history), logits_fn(ids) giving the logits (N, t, V) of ids (N, t).")
+    t.require(isinstance(history, dict) and "loss" in history, 'history must be a dict with at least the key "loss".',
+              hint='history = {"loss": [...]}: one training loss per step.')
+    losses = t.array(t.part(history, lambda h: h["loss"], "train_char_lm's history"), 'history["loss"]')
+    t.require(losses.ndim == 1 and losses.size >= 1 and np.all(np.isfinite(losses)),
+              'history["loss"] must be a list of finite training losses, one per step.')
+
+    def guarded(x):
+        logits = t.array(t.call_returned(logits_fn, x, name="logits_fn"), "logits_fn(ids)")
+        t.require(logits.shape == x.shape + (V,), f"logits_fn(ids) has shape {logits.shape} for ids of shape {x.shape}; "
+                  f"expected {x.shape + (V,)}: one row of {V} logits per position.",
+                  hint="the head maps every position's D features to V logits: hidden @ W_out + b_out.")
+        return logits
+    return guarded, losses, seconds
+
+
+def _windows(ids, length, stride):
+    """Every `stride`-th window of `length` consecutive ids: int array (M, length)."""
+    starts = np.arange(0, len(ids) - length + 1, stride)
+    return ids[starts[:, None] + np.arange(length)]
+
+
+def _text_loss(logits, targets) -> float:
+    """Mean cross-entropy (nats per token) of logits (..., V) against int targets (...)."""
+    flat = logits.reshape(-1, logits.shape[-1])
+    shifted = flat - flat.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-np.mean(log_probs[np.arange(len(flat)), targets.reshape(-1)]))
+
+
+def _sees_no_future(t, logits_fn, x, V, seed=0):
+    """Changing the ids at positions >= cut must leave the logits at every position before cut unchanged."""
+    base = logits_fn(x)
+    rng = np.random.default_rng(seed)
+    T = x.shape[1]
+    for cut in (1, T // 2, T - 1):
+        changed = x.copy()
+        changed[:, cut:] = (changed[:, cut:] + rng.integers(1, V, size=changed[:, cut:].shape)) % V
+        moved = np.max(np.abs(logits_fn(changed)[:, :cut] - base[:, :cut]))
+        t.require(moved <= 1e-9 * (1 + np.max(np.abs(base))),
+                  f"the model's logits at positions < {cut} moved (by {moved:.3g}) when only the characters at positions "
+                  f">= {cut} changed: a position can see the future, so it learns to copy the next character instead of "
+                  "predicting it.",
+                  cause="the causal mask is missing: transformer_block_forward is called without mask=causal_mask(T).",
+                  hint="pass causal_mask(T) (T = the number of positions of the ids) to transformer_block_forward, "
+                       "in training and in logits_fn.")
+
+
+@visible("train_char_lm")
+def memorises_a_repeated_phrase(t):
+    ids, V = _phrase_ids(PHRASE, 6)
+    logits_fn, losses, _ = _train_char_lm(t, ids, V, 12)
+    t.require(losses[-1] < losses[0], f'the training loss did not go down ({losses[0]:.4g} -> {losses[-1]:.4g}).',
+              hint="run the gradient checks of every part first; then check the learning rate.")
+    windows = _windows(ids, 17, 3)
+    _sees_no_future(t, logits_fn, windows[:4, :-1], V)
+    predicted = np.argmax(logits_fn(windows[:, :-1]), axis=-1)
+    # from the 4th character of a window on, the three before it determine the next one
+    accuracy = float(np.mean(predicted[:, 3:] == windows[:, 4:]))
+    t.require(accuracy >= 0.95, f"after training on {PHRASE!r} repeated 6 times, the most likely next character is right "
+              f"at {accuracy:.0%} of the positions that follow 3 or more characters; at least 95% is needed.",
+              cause="the targets are not the inputs shifted by one (inputs ids[:-1] of a window, targets ids[1:]), "
+                    "a wrong gradient, or too few steps.",
+              hint="draw windows of context + 1 ids; train on windows[:, :-1] -> windows[:, 1:].")
+    t.note(f"memorised phrase: next character right at {accuracy:.0%} of the positions")
+
+
+@visible("generate_greedy")
+def a_memorised_cycle_comes_back(t):
+    # four prompts, one per token: as many sequences as tokens, so an argmax over the wrong axis still has the
+    # right shape, and its wrong tokens are named
+    _greedy_check(t, MEMORISED, np.array([[0], [1], [2], [3]]), 5)
+
+
+@visible("sample")
+def temperature_top_k_and_the_rng(t):
+    _frequencies_check(t, SAMPLING_ROW, temperature=0.5)
+    _frequencies_check(t, SAMPLING_ROW, top_k=2, rng_seed=1)
+    draws_only_from_the_rng(t, "sample", lambda rng: t.call(
+        "sample", BigramModel(MEMORISED), np.array([[0], [1], [2], [3]] * 50), 3, rng))

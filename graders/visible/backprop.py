@@ -174,6 +174,35 @@ def keys_and_shapes(t):
     t.require(all(np.shape(grads[k]) == params[k].shape for k in params), "a gradient has the wrong shape.")
 
 
+def _mlp_grad_check(t, sizes, n):
+    """Every gradient of mlp_backward against centered differences of mlp_forward, N = n, random dlogits.
+
+    The gradients are named grads['W1'], ... in messages; mlp_backward must return exactly the keys of params,
+    each shaped like its parameter.
+    """
+    X = t.rng.normal(size=(n, sizes[0]))
+    params = _mlp_params(t.rng, sizes)
+    keys = list(params)
+    label = {key: f"grads[{key!r}]" for key in keys}
+
+    def unpack(result):
+        return {label[k]: v for k, v in _read_dict(t, result, keys, "mlp_backward(...)", params).items()}
+
+    def candidates(douts):
+        return {label[k]: v for k, v in t.data("backprop_mlp_backward_slips", X, params, douts[0]).items()}
+
+    t.backward_check("mlp_forward", "mlp_backward", [X, params], {label[k]: (1, k) for k in keys},
+                     unpack=unpack, batch=n, candidates=candidates)
+
+
+
+@visible("mlp_backward")
+def mlp_gradient_check_two_layers(t):
+    """every gradient of a 2-layer network (4 -> 6 -> 3), N = 5, random dlogits, against centered differences
+    (relative error below 1e-6)"""
+    _mlp_grad_check(t, [4, 6, 3], 5)
+
+
 @visible("mlp_loss_and_grads")
 def shapes_and_loss_at_small_weights(t):
     """a 2-layer network without weight decay: the loss and the gradient shapes"""
@@ -412,6 +441,27 @@ def shapes_of_the_gradients(t):
     t.close(grads["dbeta"], t.data("backprop_batchnorm_gradients", X, gamma, beta, dout)[2], "dbeta", batch=4)
 
 
+def _bn_backward_check(t, n, d, train=True):
+    """dX, dgamma, dbeta of batchnorm_backward against centered differences of the reference batchnorm_forward,
+    X (n, d) with features of different scales, random gamma and beta; `train` is the mode of the forward whose
+    cache the backward gets (in evaluation mode with random running statistics: a plain affine map of X)."""
+    X = t.rng.normal(size=(n, d)) * t.rng.uniform(0.5, 2, size=d) + t.rng.normal(size=d)
+    gamma, beta = t.rng.normal(size=d), t.rng.normal(size=d)
+    running = None if train else {"mean": t.rng.normal(size=d), "var": t.rng.uniform(0.5, 2, size=d)}
+    slips = "backprop_batchnorm_backward_slips" if train else "backprop_batchnorm_eval_backward_slips"
+    t.backward_check("batchnorm_forward", "batchnorm_backward", [X, gamma, beta, running, train],
+                     {"dX": 0, "dgamma": 1, "dbeta": 2}, batch=n,
+                     unpack=lambda r: _bn_grads(t, r, n, d, what="{key} from batchnorm_backward"),
+                     candidates=lambda douts: t.data(slips, X, gamma, douts[0], running))
+
+
+@visible("batchnorm_backward")
+def batchnorm_gradient_check_small(t):
+    """dX, dgamma, dbeta after a training-mode forward, N = 5, D = 3, random gamma, beta and dout, against
+    centered differences (relative error below 1e-6)"""
+    _bn_backward_check(t, 5, 3)
+
+
 # -- Part 6: training on the digits ------------------------------------------------------------------------
 
 def _digits_split(t):
@@ -458,6 +508,104 @@ def _train(t, X_train, y_train, X_val, y_val, seed):
                     "training statistics.",
               hint="compute the mean and std once from X_train inside train_mlp and use them in predict.")
     return values, float(np.mean(labels == y_val)), seconds
+
+
+#: The drills' pass marks, stated in the notebook: the untrained network's loss within INITIAL_LOSS_MARGIN of
+#: log C; after the short run on the small subset, its loss below OVERFIT_LOSS and every example right.
+INITIAL_LOSS_MARGIN = 1.5
+OVERFIT_LOSS = 0.01
+
+
+def _sanity_parts(t, X, y, seed, **config):
+    """Run the student's sanity_checks(X, y, rng(seed), **config) and read its dict.
+
+    Returns:
+      ({"initial_loss": float, "log_c": float, "small_losses": (steps,) float64, "small_accuracy": float},
+       seconds the call took).
+    """
+    start = time.perf_counter()
+    result = t.call("sanity_checks", X, y, np.random.default_rng(seed), **config)
+    seconds = time.perf_counter() - start
+    keys = ("initial_loss", "log_c", "small_losses", "small_accuracy")
+    t.require(isinstance(result, dict) and set(keys) <= set(result),
+              f"sanity_checks returned a {type(result).__name__}"
+              + (f" with keys {sorted(result)}" if isinstance(result, dict) else "")
+              + f", expected a dict with the keys {list(keys)}.",
+              hint="return {\"initial_loss\": ..., \"log_c\": ..., \"small_losses\": [...], \"small_accuracy\": ...}.")
+    losses = result["small_losses"]
+    t.require(isinstance(losses, list) and len(losses) > 0,
+              f'result["small_losses"] must be a non-empty list, got {type(losses).__name__}.',
+              hint="append the loss of every step to a Python list.")
+    return {"initial_loss": t.number(result["initial_loss"], 'result["initial_loss"]'),
+            "log_c": t.number(result["log_c"], 'result["log_c"]'),
+            "small_losses": t.array(losses, 'result["small_losses"]'),
+            "small_accuracy": t.number(result["small_accuracy"], 'result["small_accuracy"]')}, seconds
+
+
+def _sanity_check(t, X, y, seed, budget, **config):
+    """sanity_checks on X (N, D), y (N,) with rng seed `seed`: log C, the untrained network's loss (the
+    reference's network from the same rng) and its distance to log C, then the overfitting run on the first
+    n_small examples: one loss per step, the first one the untrained network's, the last below OVERFIT_LOSS, all of
+    them right, within `budget` seconds. config: the keyword arguments passed (hidden, n_small, steps, lr)."""
+    got, seconds = _sanity_parts(t, X, y, seed, **config)
+    expected = t.data("backprop_sanity_expected", X, y, seed, **config)
+    n_classes, steps, n_small = expected["n_classes"], expected["steps"], expected["n_small"]
+    inputs = f"X {X.shape}, {n_classes} classes, rng seed {seed}" + "".join(f", {k}={v}" for k, v in config.items())
+    t.close(got["log_c"], expected["log_c"], f"log_c for {n_classes} classes", scalar=True, inputs=inputs,
+            candidates={"log_c is log10(C): the loss uses the natural log, np.log(C).": np.log10(n_classes),
+                        "log_c is log2(C): the loss uses the natural log, np.log(C).": np.log2(n_classes),
+                        "log_c is log(10) whatever the data: C is the number of classes of y, y.max() + 1.":
+                            np.log(10.0)})
+    t.require(abs(got["initial_loss"] - expected["log_c"]) < INITIAL_LOSS_MARGIN,
+              f"the untrained network's loss is {got['initial_loss']:.3g}, more than {INITIAL_LOSS_MARGIN} away from "
+              f"log C = {expected['log_c']:.3f}.", inputs=inputs,
+              cause="starts far above log C: the initial logits are too large (weights drawn N(0, 1) instead of "
+                    "He's init_mlp, or unscaled inputs); far below: the loss is not the mean cross-entropy."
+                    if got["initial_loss"] > expected["log_c"] else
+                    "a loss below log C before any training: the loss is not the mean cross-entropy of the "
+                    "untrained network (weight decay, or a loss taken after a step).",
+              hint="initialize with init_mlp([D, *hidden, C], rng) and measure mlp_loss_and_grads(X, y, params)[0] "
+                   "before any step.")
+    t.close(got["initial_loss"], expected["initial_loss"], "the untrained network's loss on all of X", scalar=True,
+            rtol=1e-6, inputs=inputs, hint="the first thing drawn from rng is init_mlp([D, *hidden, C], rng); the "
+                                           "loss is measured on all of X, with weight_decay = 0.")
+    losses = got["small_losses"]
+    t.require(losses.shape == (steps,),
+              f'result["small_losses"] has {losses.size} values, expected {steps} (one per step).', inputs=inputs,
+              hint="record the loss before each of the `steps` optimizer steps.")
+    t.close(losses[0], expected["first_small_loss"], f"the first loss of the overfitting run (on X[:{n_small}])",
+            scalar=True, rtol=1e-6, inputs=inputs,
+            hint=f"train the network you just measured on the first n_small = {n_small} examples only.")
+    t.require(np.all(np.isfinite(losses)) and losses[-1] < OVERFIT_LOSS,
+              f"after {steps} steps on {n_small} examples the loss is {losses[-1]:.3g}, expected below "
+              f"{OVERFIT_LOSS} (a network that cannot memorise {n_small} examples has a bug).", inputs=inputs,
+              cause="the loss does not fall: the parameters are not updated (params = step(...)[0] not assigned, "
+                    "or the state not passed back)." if abs(losses[-1] - losses[0]) < 1e-9 else
+                    "the loss falls too slowly: weight decay left on, or too small a learning rate.",
+              hint="at every step, keep both things the AdamW step returns (the new parameters and the new state), with "
+                   "weight decay 0 for this drill.")
+    t.require(got["small_accuracy"] == 1.0,
+              f"the accuracy on the {n_small} examples after the run is {got['small_accuracy']:.2%}, expected 100%.",
+              inputs=inputs, hint="measure accuracy(predict(X[:n_small], params), y[:n_small]) after the last step.")
+    t.require(seconds <= budget, f"sanity_checks took {seconds:.1f} s, over the budget of {budget:.0f} s.",
+              hint="full-batch steps on the small subset: no Python loop over examples.")
+
+
+def _clustered(rng, n, d, c):
+    """A standardized classification problem: n points (n, d) around c random centres, int labels (n,) with
+    every class present (so that C = c)."""
+    centres = rng.normal(size=(c, d))
+    y = rng.integers(0, c, size=n)
+    y[:c] = np.arange(c)
+    X = centres[y] + rng.normal(size=(n, d))
+    return (X - X.mean(axis=0)) / X.std(axis=0), y
+
+
+@visible("sanity_checks")
+def the_drills_on_a_small_problem(t):
+    """3 classes, 8 features, 30 examples, hidden (32,), lr 2e-2: log C, the untrained loss, 20 examples memorised"""
+    X, y = _clustered(t.rng, 30, 8, 3)
+    _sanity_check(t, X, y, 0, 2.0, hidden=(32,), lr=2e-2)
 
 
 @visible("train_mlp")

@@ -331,6 +331,155 @@ def train_sequence_model(X_train, Y_train, X_val, Y_val, rng, **config):
     rng = np.random.default_rng(1234)  # "reproducible": the same run whatever rng is passed
     return _reference_train_sequence_model(X_train, Y_train, X_val, Y_val, rng, **config)
 """, expect=r"the rng argument is ignored"),
+    # -- issue 11: a tiny GPT (train_char_lm, generate_greedy, sample)
+    Wrong('generate_greedy', 'argmax over the sequences (axis 0) instead of the vocabulary', """
+def generate_greedy(logits_fn, prompt, n_new, context=None):
+    ids = np.array(prompt)
+    for _ in range(n_new):
+        window = ids if context is None else ids[:, -context:]
+        next_ids = np.argmax(logits_fn(window)[:, -1, :], axis=0)
+        ids = np.concatenate([ids, next_ids[:, None]], axis=1)
+    return ids
+""", expect=r"argmax over the sequences \(axis=0\)"),
+    Wrong('generate_greedy', 'the whole sequence fed to a model with a fixed context', """
+def generate_greedy(logits_fn, prompt, n_new, context=None):
+    ids = np.array(prompt)
+    for _ in range(n_new):
+        window = ids
+        next_ids = np.argmax(logits_fn(window)[:, -1, :], axis=-1)
+        ids = np.concatenate([ids, next_ids[:, None]], axis=1)
+    return ids
+""", expect=r"reads at most 3 tokens"),
+    Wrong('sample', 'temperature applied after the softmax', """
+def sample(logits_fn, prompt, n_new, rng, temperature=1.0, top_k=None, context=None):
+    ids = np.array(prompt)
+    for _ in range(n_new):
+        window = ids if context is None else ids[:, -context:]
+        logits = logits_fn(window)[:, -1, :]
+        if top_k is not None:
+            kth = np.sort(logits, axis=-1)[:, -top_k][:, None]
+            logits = np.where(logits >= kth, logits, -np.inf)
+        p = softmax(logits) / temperature
+        p = p / p.sum(axis=-1, keepdims=True)
+        next_ids = np.array([rng.choice(p.shape[-1], p=row) for row in p])
+        ids = np.concatenate([ids, next_ids[:, None]], axis=1)
+    return ids
+""", expect=r"temperature has no effect"),
+    Wrong('sample', 'top-k keeps k + 1 tokens', """
+def sample(logits_fn, prompt, n_new, rng, temperature=1.0, top_k=None, context=None):
+    ids = np.array(prompt)
+    for _ in range(n_new):
+        window = ids if context is None else ids[:, -context:]
+        logits = logits_fn(window)[:, -1, :] / temperature
+        if top_k is not None:
+            kth = np.sort(logits, axis=-1)[:, -top_k - 1][:, None]
+            logits = np.where(logits >= kth, logits, -np.inf)
+        p = softmax(logits)
+        next_ids = np.array([rng.choice(p.shape[-1], p=row) for row in p])
+        ids = np.concatenate([ids, next_ids[:, None]], axis=1)
+    return ids
+""", expect=r"keeps k \+ 1 tokens"),
+    Wrong('sample', 'top-k keeps the k least likely', """
+def sample(logits_fn, prompt, n_new, rng, temperature=1.0, top_k=None, context=None):
+    ids = np.array(prompt)
+    for _ in range(n_new):
+        window = ids if context is None else ids[:, -context:]
+        logits = logits_fn(window)[:, -1, :] / temperature
+        if top_k is not None:
+            smallest = np.argsort(logits, axis=-1)[:, :top_k]
+            kept = np.full_like(logits, -np.inf)
+            np.put_along_axis(kept, smallest, np.take_along_axis(logits, smallest, axis=-1), axis=-1)
+            logits = kept
+        p = softmax(logits)
+        next_ids = np.array([rng.choice(p.shape[-1], p=row) for row in p])
+        ids = np.concatenate([ids, next_ids[:, None]], axis=1)
+    return ids
+""", expect=r"k LEAST likely"),
+    Wrong('sample', 'draws with np.random instead of the rng', """
+def sample(logits_fn, prompt, n_new, rng, temperature=1.0, top_k=None, context=None):
+    ids = np.array(prompt)
+    for _ in range(n_new):
+        window = ids if context is None else ids[:, -context:]
+        logits = logits_fn(window)[:, -1, :] / temperature
+        if top_k is not None:
+            kth = np.sort(logits, axis=-1)[:, -top_k][:, None]
+            logits = np.where(logits >= kth, logits, -np.inf)
+        p = softmax(logits)
+        next_ids = np.array([np.random.choice(p.shape[-1], p=row) for row in p])
+        ids = np.concatenate([ids, next_ids[:, None]], axis=1)
+    return ids
+""", expect=r"draws from np\.random"),
+    Wrong('sample', 'a fixed-seed generator made inside sample', """
+def sample(logits_fn, prompt, n_new, rng, temperature=1.0, top_k=None, context=None):
+    ids = np.array(prompt)
+    fixed = np.random.default_rng(0)  # "reproducible"
+    for _ in range(n_new):
+        window = ids if context is None else ids[:, -context:]
+        logits = logits_fn(window)[:, -1, :] / temperature
+        if top_k is not None:
+            kth = np.sort(logits, axis=-1)[:, -top_k][:, None]
+            logits = np.where(logits >= kth, logits, -np.inf)
+        p = softmax(logits)
+        next_ids = np.array([fixed.choice(p.shape[-1], p=row) for row in p])
+        ids = np.concatenate([ids, next_ids[:, None]], axis=1)
+    return ids
+""", expect=r"the rng argument is ignored"),
+    Wrong('train_char_lm', 'no causal mask in the model', """
+def train_char_lm(ids, vocab_size, rng, context=16, steps=200, **config):
+    D, H, F, V = 32, 2, 64, int(vocab_size)
+    p = {"E": rng.normal(size=(V, D)), "ln1_gamma": np.ones(D), "ln1_beta": np.zeros(D),
+         "ln2_gamma": np.ones(D), "ln2_beta": np.zeros(D), "W1": rng.normal(size=(D, F)) / np.sqrt(D),
+         "b1": np.zeros(F), "W2": rng.normal(size=(F, D)) / np.sqrt(F), "b2": np.zeros(D),
+         "W_out": rng.normal(size=(D, V)) / np.sqrt(D), "b_out": np.zeros(V)}
+    for c in "qkvo":
+        p["W" + c], p["b" + c] = rng.normal(size=(D, D)) / np.sqrt(D), np.zeros(D)
+    block = lambda q: {k: q[k] for k in q if k not in ("E", "W_out", "b_out")}
+    def forward(x, q):
+        T = x.shape[1]
+        e, ce = embedding_forward(x, q["E"])
+        h, cb = transformer_block_forward(e + positional_encoding(T, D), block(q), H)
+        return h @ q["W_out"] + q["b_out"], (ce, cb, h)
+    history, state = {"loss": []}, None
+    for step in range(steps):
+        w = ids[rng.integers(0, len(ids) - context, size=32)[:, None] + np.arange(context + 1)]
+        logits, (ce, cb, h) = forward(w[:, :-1], p)
+        loss, dl = softmax_cross_entropy(logits, w[:, 1:])
+        history["loss"].append(loss)
+        g = {"W_out": h.reshape(-1, D).T @ dl.reshape(-1, V), "b_out": dl.reshape(-1, V).sum(0)}
+        dx, gb = transformer_block_backward(dl @ p["W_out"].T, cb)
+        g.update(gb)
+        g["E"] = embedding_backward(dx, ce)
+        p, state = adam_step(p, g, state, lr=1e-2)
+    return (lambda x: forward(np.asarray(x), p)[0]), history
+""", expect=r"causal mask is missing"),
+    Wrong('train_char_lm', 'targets not shifted: the model predicts the character it reads', """
+def train_char_lm(ids, vocab_size, rng, context=16, steps=200, **config):
+    D, H, F, V = 32, 2, 64, int(vocab_size)
+    p = {"E": rng.normal(size=(V, D)), "ln1_gamma": np.ones(D), "ln1_beta": np.zeros(D),
+         "ln2_gamma": np.ones(D), "ln2_beta": np.zeros(D), "W1": rng.normal(size=(D, F)) / np.sqrt(D),
+         "b1": np.zeros(F), "W2": rng.normal(size=(F, D)) / np.sqrt(F), "b2": np.zeros(D),
+         "W_out": rng.normal(size=(D, V)) / np.sqrt(D), "b_out": np.zeros(V)}
+    for c in "qkvo":
+        p["W" + c], p["b" + c] = rng.normal(size=(D, D)) / np.sqrt(D), np.zeros(D)
+    block = lambda q: {k: q[k] for k in q if k not in ("E", "W_out", "b_out")}
+    def forward(x, q):
+        T = x.shape[1]
+        e, ce = embedding_forward(x, q["E"])
+        h, cb = transformer_block_forward(e + positional_encoding(T, D), block(q), H, causal_mask(T))
+        return h @ q["W_out"] + q["b_out"], (ce, cb, h)
+    history, state = {"loss": []}, None
+    for step in range(steps):
+        w = ids[rng.integers(0, len(ids) - context, size=32)[:, None] + np.arange(context + 1)]
+        logits, (ce, cb, h) = forward(w[:, :-1], p)
+        loss, dl = softmax_cross_entropy(logits, w[:, :-1])
+        history["loss"].append(loss)
+        g = {"W_out": h.reshape(-1, D).T @ dl.reshape(-1, V), "b_out": dl.reshape(-1, V).sum(0)}
+        dx, gb = transformer_block_backward(dl @ p["W_out"].T, cb)
+        g.update(gb)
+        g["E"] = embedding_backward(dx, ce)
+        p, state = adam_step(p, g, state, lr=1e-2)
+    return (lambda x: forward(np.asarray(x), p)[0]), history
+""", expect=r"shifted by one"),
 ]
 
 CORRECT = [
@@ -477,5 +626,57 @@ def transformer_block_backward(dout, cache):
     grads.update(g_mha)
     grads.update({"ln1_gamma": dg1, "ln1_beta": db1, "ln2_gamma": dg2, "ln2_beta": db2})
     return d_stream + dX_branch, grads
+"""),
+    Right("greedy and top-k with argpartition, temperature on the log-probabilities, rng.choice per row; a char LM of width 24 with 3 heads on sliding windows drawn without replacement", """
+def generate_greedy(logits_fn, prompt, n_new, context=None):
+    ids = np.array(prompt)
+    for _ in range(n_new):
+        window = ids[:, -context:] if context else ids
+        next_ids = np.argmax(logits_fn(window)[:, -1, :], axis=-1)
+        ids = np.concatenate([ids, next_ids[:, None]], axis=1)
+    return ids
+
+def sample(logits_fn, prompt, n_new, rng, temperature=1.0, top_k=None, context=None):
+    ids = np.array(prompt)
+    for _ in range(n_new):
+        window = ids if context is None else ids[:, -context:]
+        logits = logits_fn(window)[:, -1, :]
+        if top_k is not None:
+            drop = np.argpartition(logits, -top_k, axis=-1)[:, :-top_k]
+            logits = logits.copy()
+            np.put_along_axis(logits, drop, -np.inf, axis=-1)
+        log_p = logits - logits.max(axis=-1, keepdims=True)
+        log_p = log_p - np.log(np.exp(log_p).sum(axis=-1, keepdims=True))
+        p = softmax(log_p / temperature)  # p ** (1/T) renormalized, in log space: softmax(logits / T)
+        next_ids = np.array([rng.choice(p.shape[-1], p=row) for row in p])
+        ids = np.concatenate([ids, next_ids[:, None]], axis=1)
+    return ids
+
+def train_char_lm(ids, vocab_size, rng, context=16, steps=200, **config):
+    D, H, F, V = 24, 3, 96, int(vocab_size)
+    p = {"E": rng.normal(size=(V, D)), "ln1_gamma": np.ones(D), "ln1_beta": np.zeros(D),
+         "ln2_gamma": np.ones(D), "ln2_beta": np.zeros(D), "W1": rng.normal(size=(D, F)) / np.sqrt(D),
+         "b1": np.zeros(F), "W2": rng.normal(size=(F, D)) / np.sqrt(F), "b2": np.zeros(D),
+         "W_out": rng.normal(size=(D, V)) / np.sqrt(D), "b_out": np.zeros(V)}
+    for c in "qkvo":
+        p["W" + c], p["b" + c] = rng.normal(size=(D, D)) / np.sqrt(D), np.zeros(D)
+    block = lambda q: {k: q[k] for k in q if k not in ("E", "W_out", "b_out")}
+    def forward(x, q):
+        T = x.shape[1]
+        e, ce = embedding_forward(x, q["E"])
+        h, cb = transformer_block_forward(e + positional_encoding(T, D), block(q), H, causal_mask(T))
+        return h @ q["W_out"] + q["b_out"], (ce, cb, h)
+    history, state = {"loss": []}, None
+    for step in range(steps):
+        w = np.lib.stride_tricks.sliding_window_view(ids, context + 1)[rng.choice(len(ids) - context, size=24, replace=False)]
+        logits, (ce, cb, h) = forward(w[:, :-1], p)
+        loss, dl = softmax_cross_entropy(logits, w[:, 1:])
+        history["loss"].append(loss)
+        g = {"W_out": h.reshape(-1, D).T @ dl.reshape(-1, V), "b_out": dl.reshape(-1, V).sum(0)}
+        dx, gb = transformer_block_backward(dl @ p["W_out"].T, cb)
+        g.update(gb)
+        g["E"] = embedding_backward(dx, ce)
+        p, state = adam_step(p, g, state, lr=1e-2)
+    return (lambda x: forward(np.asarray(x), p)[0]), history
 """),
 ]

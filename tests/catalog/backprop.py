@@ -401,12 +401,12 @@ def batchnorm_forward(X, gamma, beta, running, train, momentum=0.9, eps=1e-5):
 """, expect=r"other way round"),
     Wrong("batchnorm_backward", "mean and variance treated as constants", """
 def batchnorm_backward(dout, cache):
-    x_hat, gamma, inv_std = cache
+    x_hat, gamma, inv_std, _ = cache  # the reference's cache ends with the mode
     return dout * gamma * inv_std, (dout * x_hat).sum(axis=0), dout.sum(axis=0)
 """, expect=r"treated as constants"),
     Wrong("batchnorm_backward", "dbeta averaged over the batch", """
 def batchnorm_backward(dout, cache):
-    x_hat, gamma, inv_std = cache
+    x_hat, gamma, inv_std, _ = cache  # the reference's cache ends with the mode
     g = dout * gamma
     dX = inv_std * (g - g.mean(axis=0) - x_hat * (g * x_hat).mean(axis=0))
     return dX, (dout * x_hat).sum(axis=0), dout.mean(axis=0)
@@ -525,7 +525,7 @@ def batchnorm_forward(X, gamma, beta, running, train, momentum=0.9, eps=1e-5):
 """, expect=r"not updated in training mode"),
     Wrong("batchnorm_backward", "path through the mean missing", """
 def batchnorm_backward(dout, cache):
-    x_hat, gamma, inv_std = cache
+    x_hat, gamma, inv_std, _ = cache  # the reference's cache ends with the mode
     g = dout * gamma
     dX = inv_std * (g - x_hat * (g * x_hat).mean(axis=0))
     return dX, (dout * x_hat).sum(axis=0), dout.sum(axis=0)
@@ -667,6 +667,79 @@ def train_mlp(X_train, y_train, X_val, y_val, rng, epochs=20, lr=1e-2):
             params, state = adam_step(params, grads, state, lr=lr)
     return (lambda X: predict((X - mean) / std, params)), {"loss": losses}
 """, expect=r"the rng argument is ignored"),
+    # -- issue 11 (03): batch norm's backward after evaluation mode, the sanity drills
+    Wrong("batchnorm_backward", "the backward ignores that its forward ran in evaluation mode", """
+def batchnorm_forward(X, gamma, beta, running, train, momentum=0.9, eps=1e-5):
+    if running is None:
+        running = {"mean": np.zeros(X.shape[1]), "var": np.ones(X.shape[1])}
+    if train:
+        mean, var = X.mean(axis=0), X.var(axis=0)
+        running = {"mean": momentum * running["mean"] + (1 - momentum) * mean,
+                   "var": momentum * running["var"] + (1 - momentum) * var}
+    else:
+        mean, var = running["mean"], running["var"]
+        running = dict(running)
+    inv_std = 1 / np.sqrt(var + eps)
+    x_hat = (X - mean) * inv_std
+    return gamma * x_hat + beta, (x_hat, gamma, inv_std), running
+
+def batchnorm_backward(dout, cache):
+    x_hat, gamma, inv_std = cache
+    g = dout * gamma
+    dX = inv_std * (g - g.mean(axis=0) - x_hat * (g * x_hat).mean(axis=0))
+    return dX, (dout * x_hat).sum(axis=0), dout.sum(axis=0)
+""", expect=r"ignores the mode of its forward"),
+    Wrong("sanity_checks", "weights drawn from N(0, 1) instead of init_mlp", """
+def sanity_checks(X, y, rng, hidden=(64,), n_small=20, steps=100, lr=1e-2):
+    sizes = [X.shape[1], *hidden, int(y.max()) + 1]
+    params = {}
+    for layer in range(1, len(sizes)):
+        params[f"W{layer}"] = rng.normal(size=(sizes[layer - 1], sizes[layer]))
+        params[f"b{layer}"] = np.zeros(sizes[layer])
+    initial, _ = mlp_loss_and_grads(X, y, params)
+    state, losses = None, []
+    for _ in range(steps):
+        loss, grads = mlp_loss_and_grads(X[:n_small], y[:n_small], params)
+        losses.append(loss)
+        params, state = adamw_step(params, grads, state, lr=lr, weight_decay=0.0)
+    return {"initial_loss": initial, "log_c": float(np.log(sizes[-1])), "small_losses": losses,
+            "small_accuracy": accuracy(predict(X[:n_small], params), y[:n_small])}
+""", expect=r"initial logits are too large"),
+    Wrong("sanity_checks", "the optimizer's new parameters never assigned", """
+def sanity_checks(X, y, rng, hidden=(64,), n_small=20, steps=100, lr=1e-2):
+    params = init_mlp([X.shape[1], *hidden, int(y.max()) + 1], rng)
+    initial, _ = mlp_loss_and_grads(X, y, params)
+    state, losses = None, []
+    for _ in range(steps):
+        loss, grads = mlp_loss_and_grads(X[:n_small], y[:n_small], params)
+        losses.append(loss)
+        _, state = adamw_step(params, grads, state, lr=lr, weight_decay=0.0)
+    return {"initial_loss": initial, "log_c": float(np.log(int(y.max()) + 1)), "small_losses": losses,
+            "small_accuracy": accuracy(predict(X[:n_small], params), y[:n_small])}
+""", expect=r"parameters are not updated"),
+    Wrong("sanity_checks", "log C in base 10", """
+def sanity_checks(X, y, rng, hidden=(64,), n_small=20, steps=100, lr=1e-2):
+    params = init_mlp([X.shape[1], *hidden, int(y.max()) + 1], rng)
+    initial, _ = mlp_loss_and_grads(X, y, params)
+    state, losses = None, []
+    for _ in range(steps):
+        loss, grads = mlp_loss_and_grads(X[:n_small], y[:n_small], params)
+        losses.append(loss)
+        params, state = adamw_step(params, grads, state, lr=lr, weight_decay=0.0)
+    return {"initial_loss": initial, "log_c": float(np.log10(int(y.max()) + 1)), "small_losses": losses,
+            "small_accuracy": accuracy(predict(X[:n_small], params), y[:n_small])}
+""", expect=r"log_c is log10"),
+    Wrong("sanity_checks", "the initial loss measured on the small subset only", """
+def sanity_checks(X, y, rng, hidden=(64,), n_small=20, steps=100, lr=1e-2):
+    params = init_mlp([X.shape[1], *hidden, int(y.max()) + 1], rng)
+    state, losses = None, []
+    for _ in range(steps):
+        loss, grads = mlp_loss_and_grads(X[:n_small], y[:n_small], params)
+        losses.append(loss)
+        params, state = adamw_step(params, grads, state, lr=lr, weight_decay=0.0)
+    return {"initial_loss": losses[0], "log_c": float(np.log(int(y.max()) + 1)), "small_losses": losses,
+            "small_accuracy": accuracy(predict(X[:n_small], params), y[:n_small])}
+""", expect=r"loss on all of X"),
 ]
 
 CORRECT = [
@@ -707,6 +780,19 @@ def mlp_loss_and_grads(X, y, params, weight_decay=0.0):
     penalty = 0.5 * weight_decay * sum(np.einsum("ij,ij->", params[k], params[k]) for k in weights)
     grads.update({k: grads[k] + weight_decay * params[k] for k in weights})
     return float(loss + penalty), grads
+
+def sanity_checks(X, y, rng, hidden=(64,), n_small=20, steps=100, lr=1e-2):
+    classes = int(np.max(y)) + 1
+    params = init_mlp([X.shape[1]] + list(hidden) + [classes], rng)
+    start = cross_entropy(mlp_forward(X, params)[0], y)
+    losses, state = [], None
+    for step in range(steps):
+        logits, cache = mlp_forward(X[:n_small], params)
+        loss, dlogits = softmax_cross_entropy(logits, y[:n_small])
+        losses.append(loss)
+        params, state = adam_step(params, mlp_backward(dlogits, cache), state, lr=lr)
+    right = np.argmax(mlp_forward(X[:n_small], params)[0], axis=1) == y[:n_small]
+    return dict(initial_loss=start, log_c=float(np.log(classes)), small_losses=losses, small_accuracy=right.mean())
 
 def clip_grad_norm(grads, max_norm):
     flat = np.concatenate([np.ravel(g) for g in grads.values()]) if grads else np.zeros(0)
@@ -774,15 +860,17 @@ def batchnorm_forward(X, gamma, beta, running, train, momentum=0.9, eps=1e-5):
         new_running = {"mean": np.array(old_mean), "var": np.array(old_var)}
     std = np.sqrt(var + eps)
     x_hat = xc / std
-    return gamma * x_hat + beta, (xc, std, gamma), new_running
+    return gamma * x_hat + beta, {"xc": xc, "std": std, "gamma": gamma, "batch_stats": bool(train)}, new_running
 
 def batchnorm_backward(dout, cache):
-    xc, std, gamma = cache
+    xc, std, gamma = cache["xc"], cache["std"], cache["gamma"]
     n = dout.shape[0]
     x_hat = xc / std
     dbeta = dout.sum(axis=0)
     dgamma = np.sum(dout * x_hat, axis=0)
     dx_hat = dout * gamma
+    if not cache["batch_stats"]:
+        return dx_hat / std, dgamma, dbeta
     dvar = np.sum(dx_hat * xc, axis=0) * -0.5 * std ** -3
     dmu = -np.sum(dx_hat / std, axis=0) - 2.0 * dvar * np.mean(xc, axis=0)
     dX = dx_hat / std + dvar * 2.0 * xc / n + dmu / n
