@@ -12,7 +12,6 @@ from nbgrader.preprocessors import (
     ClearHiddenTests,
     ClearMarkScheme,
     ClearOutput,
-    Execute,
     GetGrades,
     IgnorePattern,
     IncludeHeaderFooter,
@@ -21,6 +20,7 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
+from graders.engine.preprocessor import SandboxedExecute
 from graders.engine.sandbox import default_to_one_blas_thread
 from graders.tooling.nbgrader_plugins import ClearHiddenTracebacks, SanitizeStudentContent
 
@@ -37,12 +37,14 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.solution_directory = "solutions"
 # What travels with a notebook (release, exchange, submission, autograde): the notebook, the check data its
 # visible checks read (checks_<assignment>.json/.npz, written by ./course build), and data files it loads
-# (03's digits_split.npz). Autograde puts source/'s own copy of a data file back over a student's.
-c.CourseDirectory.include = ["*.ipynb", "checks_*.json", "*.npz"]
+# (03's digits_split.npz). Autograde puts source/'s own copy of a data file back over a student's. And what
+# nbgrader's `submit` writes beside a submission, which `collect` must carry: timestamp.txt (late penalties,
+# resubmissions) and submission_secret.txt (names the feedback a student fetches).
+c.CourseDirectory.include = ["*.ipynb", "checks_*.json", "*.npz", "timestamp.txt", "submission_secret.txt"]
 
 # Per-cell timeout. The slowest cells are the training exercises (budgets of 20-30 s on one core);
 # 120 s leaves room for a loaded machine without letting an infinite loop stall a class. This is the one
-# setting of it: nbgrader's Execute reads it (plain `nbgrader autograde`, validate), and the grading sandbox's
+# setting of it: nbgrader's Execute reads it (`nbgrader validate`), and the grading sandbox's
 # GradingLimits.cell_seconds follows it, so both stop a cell at the same time.
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
@@ -53,13 +55,21 @@ c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 # committed solutions/ is exactly what the build makes (executing would bake figures and timings into git).
 c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearMarkScheme]
 
+# Student code runs only in the grading sandbox: SandboxedExecute (graders/engine/preprocessor.py) takes the
+# place of nbgrader's Execute, so `nbgrader autograde`, formgrader's Autograde button and `./course grade` (whose
+# workers run the same preprocessor) grade alike: a fenced kernel per submission, test cells decided outside it,
+# under the limits of c.GradingLimits below. It refuses to grade where no kernel can be fenced in (the message
+# says how to enable the fence). nbgrader's stock Execute (unsandboxed: the tests' "before" figures) comes back
+# by replacing SandboxedExecute with nbgrader.preprocessors.Execute in this list at the end of this file.
+#
 # A graded notebook is shown in a browser: in formgrader, from the instructor's logged-in Jupyter server, and
-# as the feedback page. Nothing a student wrote or printed may run script there. `./course grade` sanitizes
-# the notebook it writes (graders/engine/execute.py); plain `nbgrader autograde` does it right after
-# executing (nbgrader's own list otherwise), and feedback does it again before GetGrades adds the
-# gradebook's scores and comments, so a notebook graded some other way is covered too.
-c.Autograde.autograde_preprocessors = [Execute, SanitizeStudentContent, IgnorePattern, ClearMetadataPreprocessor,
-                                       LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+# as the feedback page. Nothing a student wrote or printed may run script there. SandboxedExecute sanitizes
+# the notebook it runs (graders/engine/execute.py); SanitizeStudentContent does it again right after (so a
+# stock Execute put back is covered too), and feedback does it again before GetGrades adds the gradebook's
+# scores and comments, so a notebook graded some other way is covered too.
+c.Autograde.autograde_preprocessors = [SandboxedExecute, SanitizeStudentContent, IgnorePattern,
+                                       ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
+                                       CheckCellMetadata]
 
 # Feedback shows the diagnostics a hidden test printed, never the hidden test code itself (not even quoted
 # in a traceback).

@@ -1,6 +1,7 @@
 """Grade one class with plain `nbgrader autograde` and with `./course grade`, side by side, in one run.
 
     .venv/bin/python benchmarks/grade_class.py --students 40 [--workers 2] [--floor-students 5] [--db-url URL]
+                                               [--dask]
 
 The class: every student hands in every released notebook; by student number, 6 in 10 are fully right,
 2 in 10 half done, 1 in 10 makes a mistake in every assignment, and 1 in 10 hands in a broken file
@@ -8,6 +9,11 @@ The class: every student hands in every released notebook; by student number, 6 
 of the course, each with its own gradebook: nbgrader's default SQLite file in the copy, or for `./course grade`
 the database --db-url names (any URL nbgrader accepts, e.g. postgresql+psycopg://user:password@host/db; it is
 emptied first). The run fails if an honest submission (all but the broken ones) scores differently.
+
+`nbgrader autograde` runs with the course's nbgrader_config.py, so it is sandboxed too (SandboxedExecute), one
+submission after another. With --dask, `./course grade` also grades a third copy on a Dask LocalCluster of
+--workers single-threaded worker processes (`--scheduler`), whose throughput is printed beside the local pool's
+and whose scores must be identical.
 
 Printed: notebooks per minute for each and their ratio, wall seconds per notebook for each, and two
 floors on a sample of the same notebooks, one at a time: a bare kernel (nbclient, no nbgrader, no sandbox)
@@ -114,6 +120,30 @@ def floor_seconds(course: Path, pairs: list[tuple[str, str]], with_tests: bool) 
     return seconds
 
 
+def dask_run(base: Path, assignments: list[str], options, env: dict) -> tuple[float, dict]:
+    """`./course grade --scheduler` on a fresh copy with the same class, on a LocalCluster of options.workers
+    single-threaded processes started here. Returns (seconds, scores)."""
+    from distributed import LocalCluster
+    course = course_copy(base, "dask", assignments)
+    make_class(course, options.students, assignments)
+    saved = dict(os.environ)
+    os.environ.update(env, NNFS_COURSE_ROOT=str(course))  # the workers inherit it: the course their checks read
+    try:
+        with LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=50) as cluster:
+            started = time.perf_counter()
+            run = subprocess.run([sys.executable, "-m", "graders", "grade", "--scheduler", cluster.scheduler_address],
+                                 cwd=course, env=dict(env, NNFS_COURSE_ROOT=str(course)), capture_output=True, text=True)
+            seconds = time.perf_counter() - started
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    print(f"./course grade on a Dask LocalCluster ({options.workers} workers): {seconds:.0f} s", flush=True)
+    if run.returncode != 0:
+        print(run.stdout[-3000:], run.stderr[-3000:])
+    return seconds, scores(course, assignments)
+
+
 def mean(values) -> float:
     return sum(values) / max(len(values), 1)
 
@@ -128,6 +158,8 @@ def main() -> int:
     parser.add_argument("--db-url", default=None,
                         help="the gradebook of the ./course grade run, any URL nbgrader accepts (emptied first); "
                              "default: a SQLite gradebook.db in its copy of the course")
+    parser.add_argument("--dask", action="store_true",
+                        help="also grade with ./course grade on a Dask LocalCluster of --workers processes")
     options = parser.parse_args()
     assignments = options.assignments or available_assignments("source")
     env = dict(os.environ, **ONE_BLAS_THREAD)
@@ -160,6 +192,13 @@ def main() -> int:
             print(run.stdout[-3000:], run.stderr[-3000:])
             return 1
 
+        dask_seconds = None
+        if options.dask:
+            dask_seconds, dask_scores = dask_run(base, assignments, options, env)
+            if dask_scores != scores(ours, assignments):
+                print("the Dask run's scores differ from the local pool's")
+                return 1
+
         plain_scores, our_scores = scores(plain, assignments), scores(ours, assignments)
         differ = [(s, a, plain_scores.get((s, a)), our_scores.get((s, a))) for s, a, honest in made
                   if honest and plain_scores.get((s, a)) != our_scores.get((s, a))]
@@ -180,6 +219,9 @@ def main() -> int:
         print(f"{'notebooks per minute':34s}{60 * n / plain_seconds:16.1f}{60 * n / ours_seconds:16.1f}")
         print(f"{'wall seconds per notebook':34s}{plain_seconds / n:16.2f}{ours_seconds / n:16.2f}")
         print(f"{'throughput ratio':34s}{'':16s}{plain_seconds / ours_seconds:15.2f}x")
+        if dask_seconds:
+            print(f"./course grade on a Dask LocalCluster ({options.workers} workers): {60 * n / dask_seconds:.1f} "
+                  f"notebooks per minute, {ours_seconds / dask_seconds:.2f}x the local pool's")
         print(f"{'core-seconds per notebook':34s}{plain_seconds / n:16.2f}{options.workers * ours_seconds / n:16.2f}")
         print(f"floor, on a sample of {len(floor_pairs)} honest notebooks spread over the class, one at a time:")
         print(f"  a bare kernel running each notebook with its test cells (checks in the kernel): {floor:.2f} s")

@@ -19,11 +19,15 @@ GROUPS = {
     "test_demo": ("e2e", "slow"),
     "test_resume": ("e2e", "slow"),
     "test_attacks": ("e2e", "slow"),
-    "test_grading_faults": ("e2e", "slow"),
+    "test_attack_catalog": ("e2e", "slow"),
     "test_bundle": ("e2e", "slow"),
     "test_exchange": ("e2e",),
     "test_gradebook_backends": ("e2e", "slow"),
+    "test_nbgrader_native": ("e2e", "slow"),
+    "test_distributed": ("e2e", "slow"),
     "test_browser": ("browser", "slow"),
+    "test_watch": ("e2e", "slow"),
+    "test_report": ("browser", "slow"),
 }
 GROUP_MARKS = {"unit", "catalog", "e2e", "browser"}
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.unit
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 COMMANDS = ("build", "demo", "test", "grade", "release-bundle", "lab", "validate", "selfcheck", "totext",
-            "fromtext", "help")
+            "fromtext", "measure-time", "watch", "report", "help")
 
 
 def course_cli(course: Path, *args: str) -> subprocess.CompletedProcess:

@@ -40,6 +40,17 @@ MAX_ENTRIES = 2_000_000
 #: The read-only system folders of a kernel's view (their content is the machine's software, not searched for
 #: COURSE_MARKS: "resources" holds "source"), and the course's assignment folders, searched for everywhere
 SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+#: Marks of a course in the read-only folders too, as whole names ("source" is common in public software there)
+READONLY_MARKS = ("gradebook.db", "solutions", "submitted")
+#: What of the course's package a kernel's view may hold (what ships to students); any other part is a leak
+STUDENT_SIDE = ("__init__.py", "checks", "visible")
+#: What a kernel imports (the course allows NumPy, matplotlib and the standard library; ipykernel is the kernel;
+#: the checks' own classes, which requests carry by reference, are on the student side of `graders`)
+ALLOWED_IMPORTS = ("numpy", "matplotlib.pyplot", "ipykernel", "cloudpickle", "json", "sqlite3", "ctypes",
+                   "graders.visible")
+#: What the grader's Python has (scipy and sklearn where installed) and a kernel must not import in any way
+DENIED_IMPORTS = ("scipy", "sklearn", "nbgrader", "jupyterlab", "pytest", "graders.hidden", "graders.engine",
+                  "graders.tooling", "setuptools")
 ASSIGNMENTS = sorted(p.name for p in (REPO / "source").iterdir() if p.is_dir()) if (REPO / "source").is_dir() else []
 
 #: Runs inside the kernel. Inputs: ARGS (installs, marks, token, sandbox); prints one JSON object.
@@ -64,8 +75,11 @@ for top, dirs, files in os.walk("/", followlinks=False):
     for name in dirs + files:
         entries += 1
         path = os.path.join(top, name)
-        if any(inside(path, folder) for folder in readonly):  # public software: "resources", nbgrader's docs...
-            marked = token in path or name in ARGS["assignments"]
+        if any(inside(path, folder) for folder in readonly):  # public software: "resources", "docs/source"...
+            parts = path.split("/")
+            course = parts[parts.index("graders") + 1:][:1] if "graders" in parts else []
+            marked = (token in path or name in ARGS["assignments"] or name in ARGS["readonly_marks"]
+                      or any(part not in ARGS["student_side"] for part in course))
         else:
             marked = (any(mark in path for mark in ARGS["marks"]) or token in path or name in ARGS["assignments"]
                       or (inside(path, "/root") or path.startswith("/home/")) and not ancestor(path))
@@ -119,6 +133,38 @@ try:
 except OSError as exc:
     outside = f"{type(exc).__name__}: {exc}"
 
+# imports: what the course allows works; nothing else exists, by a computed name or with every site folder of
+# the view put back on sys.path
+import importlib, io
+imports = {}
+for name in ARGS["allowed_imports"] + ARGS["denied_imports"]:
+    try:
+        importlib.import_module(name)
+        imports[name] = "ok"
+    except ImportError as exc:
+        imports[name] = f"{type(exc).__name__}: {exc}"
+sys.path.extend(ARGS["sites"])
+for name in ARGS["denied_imports"]:
+    try:
+        __import__("" + name)
+        imports[f"{name} (site folders on sys.path)"] = "ok"
+    except ImportError as exc:
+        imports[f"{name} (site folders on sys.path)"] = f"{type(exc).__name__}: {exc}"
+import matplotlib.pyplot as plt
+figure, axes = plt.subplots()
+axes.plot([0, 1], [1, 0])
+png = io.BytesIO()
+figure.savefig(png, format="png")
+plt.close(figure)
+sites = {folder: sorted(os.listdir(folder)) if os.path.isdir(folder) else None for folder in ARGS["sites"]}
+try:
+    import graders
+    course_package = sorted(os.listdir(os.path.dirname(graders.__file__)))
+except ImportError as exc:
+    course_package = f"{type(exc).__name__}: {exc}"
+unseen_modules = sorted(name for name, module in sys.modules.items()
+                        if isinstance(getattr(module, "__file__", None), str) and not os.path.exists(module.__file__))
+
 caps = [line.split()[1] for line in open("/proc/self/status") if line.startswith("CapEff")]
 if ARGS["leave"]:
     for folder in ("/tmp", "/var/tmp", "/dev/shm"):
@@ -128,7 +174,9 @@ if ARGS["leave"]:
 print(json.dumps({"found": found, "chains": chains, "entries": entries, "truncated": truncated,
                   "processes": processes, "interfaces": [name for _, name in socket.if_nameindex()],
                   "loopback": loopback, "outside": outside, "scratch": scratch, "writable_installs": writable,
-                  "uid": os.getuid(), "cap_eff": caps[0] if caps else None}))
+                  "uid": os.getuid(), "cap_eff": caps[0] if caps else None, "imports": imports,
+                  "png": png.getvalue()[:8].hex(), "sites": sites, "unseen_modules": unseen_modules,
+                  "graders": course_package}))
 '''
 
 
@@ -150,10 +198,20 @@ def _leftovers(token: str) -> list[int]:
     return pids
 
 
+def site_plan() -> dict:
+    """{site-packages folder: the top-level names a kernel's view of it holds}, as the launcher plans them."""
+    from graders.engine.in_kernel.launcher import host_view
+
+    return {folder: sorted({entry.split("/")[0] for entry in entries}) for folder, entries in host_view()["sites"].items()}
+
+
 def _run_probe(session, token: str, leave: bool, assignments: list[str]) -> dict:
     args = json.dumps({"installs": installs(), "marks": list(COURSE_MARKS), "token": token, "leave": leave,
                        "sandbox": str(session.root), "max_entries": MAX_ENTRIES, "assignments": assignments,
-                       "system": [f"/{name}" for name in SYSTEM if os.path.isdir(f"/{name}")]})
+                       "system": [f"/{name}" for name in SYSTEM if os.path.isdir(f"/{name}")],
+                       "readonly_marks": list(READONLY_MARKS), "allowed_imports": list(ALLOWED_IMPORTS),
+                       "student_side": list(STUDENT_SIDE),
+                       "denied_imports": list(DENIED_IMPORTS), "sites": list(site_plan())})
     status, outputs = session.run(PROBE.replace("__ARGS__", repr(args)), timeout=300)
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     if status != "ok" or not text.strip():
@@ -191,7 +249,18 @@ def probe_fence(hide: list[str], token: str, assignments: list[str]) -> dict:
         shutil.rmtree(notebook, ignore_errors=True)
     return {"first": first, "second": second, "fence": fence, "client_outside": client_outside,
             "leftover_running": running,
-            "leftover_after_stop": gone_after, "installs": installs(), "euid": os.geteuid()}
+            "leftover_after_stop": gone_after, "installs": installs(), "euid": os.geteuid(),
+            "site_plan": site_plan(), "grader_imports": [name for name in DENIED_IMPORTS if _importable(name)]}
+
+
+def _importable(name: str) -> bool:
+    """Whether this (the grader's) Python finds the module `name`."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
 
 
 def check_fence_findings(result: dict) -> None:
@@ -224,6 +293,7 @@ def check_fence_findings(result: dict) -> None:
     assert all(seen["entries"] == [] for seen in first["scratch"].values()), first["scratch"]
     assert all(seen["entries"] == [] for seen in second["scratch"].values()), "notes of the previous kernel"
     assert first["cap_eff"] == "0000000000000000"
+    check_kernel_imports(result)
     assert result["client_outside"]
     assert len(result["leftover_running"]) == 1, "the probe's leftover process did not start"
     assert result["leftover_after_stop"] == [], "a process outlived its kernel"
@@ -233,6 +303,28 @@ def check_fence_findings(result: dict) -> None:
         assert 61000 <= first["uid"] <= 61999 and fence["uid"] == first["uid"]
     else:
         assert "user" in fence["namespaces"] and first["uid"] == result["euid"]
+
+
+def check_kernel_imports(result: dict) -> None:
+    """The kernel imports NumPy, matplotlib, ipykernel and the standard library, and nothing else the grader's
+    Python has: its site-packages folders hold only what the launcher planned, none of it the course's."""
+    first = result["first"]
+    # the test proves something only where the grader itself has what the kernel must not
+    assert {"nbgrader", "graders.hidden", "graders.engine"} <= set(result["grader_imports"]), result
+    for name in ALLOWED_IMPORTS:
+        assert first["imports"][name] == "ok", (name, first["imports"][name])
+    assert first["png"] == "89504e470d0a1a0a", "matplotlib did not draw a PNG"
+    for name in result["grader_imports"]:
+        for attempt in (name, f"{name} (site folders on sys.path)"):
+            assert first["imports"][attempt].startswith("ModuleNotFoundError"), (attempt, first["imports"][attempt])
+    assert first["unseen_modules"] == [], "the kernel holds modules loaded from files outside its view"
+    assert any(first["sites"].values()), first["sites"]
+    for folder, listing in first["sites"].items():
+        assert listing is None or listing == result["site_plan"][folder], (folder, listing)
+        for entry in listing or ():
+            assert not entry.endswith(".pth") and not entry.startswith(
+                ("nnfs", "__editable__", "nbgrader", "scipy", "sklearn", "jupyterlab", "pytest")), entry
+    assert first["graders"] == sorted(STUDENT_SIDE), first["graders"]
 
 
 # -- a second course copy, and an ordinary user ------------------------------------------------------------
@@ -345,6 +437,20 @@ def test_a_kernel_sees_only_its_view_as_an_ordinary_user(planted, user_copy):
     assert ran.returncode == 0, ran.stderr[-3000:]
     result = json.loads(ran.stdout.strip().splitlines()[-1])
     check_fence_findings(result)
+
+
+def test_a_folder_two_distributions_share_is_bound_only_in_part():
+    """bind_plan: whole folders where they hold nothing denied; a shared namespace folder (mpl_toolkits with a
+    denied distribution's module in it) only file by file, and nothing of what no allowed distribution owns."""
+    from graders.engine.in_kernel.launcher import bind_plan
+
+    allowed = {("numpy", "__init__.py"), ("numpy", "core", "x.so"), ("mpl_toolkits", "mplot3d", "__init__.py"),
+               ("__pycache__", "six.cpython-311.pyc"), ("six.py",)}
+    denied = {("scipy", "__init__.py"), ("mpl_toolkits", "basemap", "__init__.py"),
+              ("__pycache__", "pytest.cpython-311.pyc"), ("nbgrader", "x.py")}
+    assert bind_plan(allowed, denied) == [("__pycache__", "six.cpython-311.pyc"), ("mpl_toolkits", "mplot3d"),
+                                          ("numpy",), ("six.py",)]
+    assert bind_plan(set(), denied) == []
 
 
 def refusal() -> dict:

@@ -19,9 +19,7 @@ from graders.engine.sandbox import ONE_BLAS_THREAD
 ROOT = course_root()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.xfail(strict=False, reason=(
-    "known flaky bug, to fix: on PostgreSQL, a run SIGKILLed at an unlucky moment once left finn (whose deleted "
-    "test cells nbgrader restores) at 44 instead of 48 after the resume (1 of 4 runs); SQLite has not shown it")))])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_killed_run_resumes_and_gives_the_expected_grades(tmp_path, backend, request):
     copy_course(tmp_path, ("nbgrader_config.py", "source", "examples"))
     if backend == "postgresql":  # sqlite: the course's own db_url, nbgrader's default gradebook.db

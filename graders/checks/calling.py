@@ -51,17 +51,46 @@ class Outcome:
     argnames: list | None
 
 
-def invoke(fn, args, kwargs) -> Outcome:
-    """Call a student function: through its stand-in's `invoke` when it lives elsewhere, else here, recording
-    NumPy's RuntimeWarnings and keeping stderr quiet."""
+@dataclass(frozen=True)
+class CallBudget:
+    """What a call's time limit is made from, where the function lives in a grading kernel (a notebook's own
+    call has no limit).
+
+    reference_seconds: the reference's own time on the same inputs, or None if unknown.
+    stated_seconds: the time budget the exercise states (training functions), or None.
+    """
+    reference_seconds: float | None = None
+    stated_seconds: float | None = None
+
+
+def invoke(fn, args, kwargs, budget: CallBudget | None = None) -> Outcome:
+    """Call a student function: through its stand-in's `invoke` when it lives elsewhere (with `budget`, which
+    sets its time limit there), else here, recording NumPy's RuntimeWarnings and keeping stderr quiet."""
     if hasattr(fn, "invoke") and not inspect.isfunction(fn):
-        return fn.invoke(args, kwargs)
+        if budget is None or "budget" not in inspect.signature(fn.invoke).parameters:  # a stand-in without limits
+            return fn.invoke(args, kwargs)
+        return fn.invoke(args, kwargs, budget=budget)
     with warnings.catch_warnings(record=True) as caught, redirect_stderr(io.StringIO()), \
             np.errstate(over="warn", divide="warn", invalid="warn", under="ignore"):
         warnings.simplefilter("always")
         value = fn(*args, **kwargs)
     return Outcome(value, [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)],
                    list(args), dict(kwargs), None)
+
+
+def input_shapes(args, kwargs) -> str:
+    """The shapes of a call's inputs for a message, e.g. "(64, 10), (10,), 3", nested containers in brackets."""
+    def one(value, depth=0):
+        if isinstance(value, np.ndarray):
+            return str(value.shape)
+        if isinstance(value, (list, tuple)) and depth < 2:
+            return "[" + ", ".join(one(v, depth + 1) for v in value[:6]) + (", ..." if len(value) > 6 else "") + "]"
+        if isinstance(value, dict) and depth < 2:
+            return "{" + ", ".join(f"{k}: {one(v, depth + 1)}" for k, v in list(value.items())[:6]) + "}"
+        if isinstance(value, (bool, int, float, str, np.number)) and len(repr(value)) <= 20:
+            return repr(value)
+        return getattr(value, "typename", type(value).__name__)
+    return ", ".join([one(v) for v in args] + [f"{k}={one(v)}" for k, v in kwargs.items()])
 
 
 def argument_names(fn, args, kwargs) -> list[str]:

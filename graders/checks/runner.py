@@ -96,9 +96,24 @@ def run_exercise(exercise: str, namespace: dict, level: str = "visible", expecte
                       "changed in a way the check did not expect.",
                 hint="download the assignment again (the notebook, its checks_*.json and checks_*.npz), or ask "
                      "your instructor."), tester.notes))
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+            # a check takes apart what the student's function returned (`loss, dw, db = t.call(...)`); a value of
+            # another form (None, a number, a list of the wrong length) fails this check, never the grader
+            results.append(_failed(chk.description, _unusable_return(exercise, exc), tester.notes, hide))
         else:
             results.append(Result(chk.description, True, notes=tuple(tester.notes)))
     return Report(exercise, level, results)
+
+
+def _unusable_return(exercise: str, exc: Exception) -> Failure:
+    """The failure of a check that could not take apart what `exercise` returned (`exc`: what that raised)."""
+    return Failure(f"What {exercise} returned does not have the form this check needs, so it could not be checked "
+                   f"({type(exc).__name__}: {str(exc)[:200]}).",
+                   cause="the return value is not what the docstring's Returns section says: None (a missing "
+                         "`return`), a single value where a tuple is expected, a tuple with items missing or in "
+                         "another order, or a list instead of an array.",
+                   hint=f"print(type(result)) and the length or shape of what {exercise} returns, and compare "
+                        "with its docstring.")
 
 
 def check(exercise: str, hidden: bool = False, namespace: dict | None = None) -> None:

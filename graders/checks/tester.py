@@ -16,7 +16,8 @@ from typing import Callable
 import numpy as np
 
 from . import diagnose, gradcheck
-from .calling import StudentError, argument_names, invoke, is_returned_function, same, student_frame
+from .calling import (CallBudget, StudentError, argument_names, invoke, is_returned_function, same,
+                      student_frame)
 from .failures import GRADING_FAULTS, Failure, NotWritten
 
 
@@ -170,7 +171,7 @@ class Tester:
         fn = self.student(name)
         snapshots = copy.deepcopy((args, kwargs)) if check_mutation else None
         try:
-            outcome = invoke(fn, args, kwargs)
+            outcome = invoke(fn, args, kwargs, self._budget(name, fn, args, kwargs))
         except Failure:
             raise
         except Exception as exc:  # the student's bug (or a dead kernel), reported as a failed check
@@ -198,6 +199,18 @@ class Tester:
                                   hint=f"work on a new array (`{arg_name} = {arg_name} + ...`, `np.where`, "
                                        f"`.copy()`): the caller still needs the original `{arg_name}`.")
         return outcome.value
+
+    def _budget(self, name: str, fn, args, kwargs) -> CallBudget | None:
+        """What the time limit of calling `fn` (the student's `name`) on these inputs is made from: None for a
+        function of this process (a notebook's own, which runs without a limit), else the reference's time on
+        the same inputs or the exercise's stated budget, where the expected values' source knows them
+        (`budget_for`, the instructor's side)."""
+        if not hasattr(fn, "invoke") or inspect.isfunction(fn):
+            return None
+        budget_for = getattr(self.expected, "budget_for", None)
+        if is_returned_function(fn) or budget_for is None:
+            return CallBudget()
+        return budget_for(name, args, kwargs)
 
     def _failure_for(self, name: str, fn, args, kwargs, exc: Exception) -> Failure:
         """The Failure a student reads for an exception from their function (here or in a grading kernel)."""
@@ -433,7 +446,7 @@ class Tester:
         """The student's `name(*args)` must raise `exception` (e.g. ValueError for an unknown option)."""
         fn = self.student(name)
         try:
-            invoke(fn, args, kwargs)
+            invoke(fn, args, kwargs, self._budget(name, fn, args, kwargs))
         except Exception as exc:  # noqa: BLE001 - sorted below, locally or from a grading kernel
             mro = exc.mro if isinstance(exc, StudentError) else [c.__name__ for c in type(exc).__mro__]
             if exception.__name__ in mro:

@@ -36,9 +36,9 @@ from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from ..tooling.course import exercise_of, nbgrader_meta, notebook_path, read_notebook
 from ..checks.registry import assignment_of
 from ..checks.runner import run_exercise
-from ..hidden import LiveExpected
+from ..hidden import LiveExpected, honest_time
 from .remote import KERNEL_DIED, RemoteError, RemoteNamespace
-from .sandbox import GradingLimits, KernelSession
+from .sandbox import GradingLimits, KernelSession, format_seconds
 
 _TEST_CELL = re.compile(r'^from graders import check\n(?:#.*\n)*(?:### BEGIN HIDDEN TESTS\n)?'
                         r'check\("(?P<exercise>\w+)"(?P<hidden>, hidden=True)?\)\n?(?:### END HIDDEN TESTS\n?)?$')
@@ -480,60 +480,175 @@ class ExecutionSummary:
     faults: list[str] = field(default_factory=list)   # what went wrong in the student's kernel, for the log
     grader_errors: list[str] = field(default_factory=list)  # bugs of ours: these make the command fail
     seconds: float = 0.0
+    slowest_cell_seconds: float = 0.0  # the slowest code cell the kernel ran (test cells run here, not there)
+    cell_limit: float = 0.0      # the limits this notebook ran under (GradingLimits.fitted)
+    notebook_limit: float = 0.0
 
 
 def execute_notebook(nb, workdir: Path, *, limits: GradingLimits | None = None,
                      hide: tuple = ()) -> ExecutionSummary:
-    """Execute `nb` (already sanitized by nbgrader) in place, with `workdir` as the kernel's working copy."""
+    """Execute `nb` (already sanitized by nbgrader) in place, with `workdir` as the kernel's working copy.
+
+    Time: a code cell may run the assignment's fitted cell limit and the notebook its fitted notebook limit
+    (GradingLimits.fitted); a cell that overruns is interrupted, and once the notebook's time is up the cells
+    left are not run. A check's call of a student function has a budget of its own (GradingLimits.call_seconds);
+    the seconds of a call that overran it, and of restarting a kernel that ignored the interrupt, are not
+    counted against the notebook, since that check fails for it already; a cell other than a solution cell
+    that uses a function that overran in its checks is not run (it would only time out again).
+
+    Order: every cell in order, except the test cells of hidden checks, which are graded last (in order), so
+    that no cell of the student's runs after their functions have seen hidden inputs; they keep at least half
+    of the notebook's limit.
+    """
     started = time.monotonic()
     limits = limits or GradingLimits()
     summary = ExecutionSummary()
+    assignment = _assignment_of(nb)
+    cell_limit, notebook_limit = limits.fitted(honest_time(assignment) if assignment else None)
+    summary.cell_limit, summary.notebook_limit = cell_limit, notebook_limit
     violations = course_import_violations(nb)
     summary.faults += [f"{exercise}: an import the course does not allow" for exercise in sorted(violations)]
     session = KernelSession(workdir, limits=limits, hide=hide)
-    replayable: list[str] = []
+    session.notebook_deadline = started + notebook_limit
+    stuck: dict[str, dict] = {}  # exercise -> its functions that overran (see RemoteFunction)
+    replayable: list[tuple[str, bool]] = []  # (source, whether a solution cell) of the cells that ran ok
+    exercises = frozenset(parsed[0] for cell in nb.cells
+                          if _is_test_cell(cell) and (parsed := parse_test_cell(cell.source)))
     gave_up = None
+    hidden_cells: list[int] = []  # graded after every other cell (see `_is_hidden_test_cell`)
+
+    time_up = None
+
+    def out_of_time(cell) -> bool:
+        nonlocal time_up
+        if not (gave_up or time_up) and time.monotonic() >= session.notebook_deadline:
+            time_up = (f"the notebook ran out of its {format_seconds(notebook_limit)} s time limit before this "
+                       "cell; cells that had run keep their credit.")
+            summary.faults.append("notebook time limit")
+        if gave_up or time_up:
+            cell.outputs = [_error("NotRun", gave_up or time_up)]
+        return bool(gave_up or time_up)
+
+    def grade(index: int) -> None:
+        nonlocal gave_up
+        _grade_test_cell(nb.cells[index], session, summary, violations, stuck)
+        if not session.alive():  # a call ignored its interrupt: its check failed already, so the restart is free
+            summary.faults.append(f"cell {index}: kernel restarted")
+            before = time.monotonic()
+            later = [nb.cells[i] for i in hidden_cells if i > index] + nb.cells[index + 1:]
+            needed = _needed(replayable, later, exercises, frozenset().union(*stuck.values()))
+            gave_up = _restart_and_replay(session, needed, limits, cell_limit)
+            session.notebook_deadline += time.monotonic() - before
+
     try:
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
             meta = nbgrader_meta(cell)
             cell.outputs = []
-            if gave_up:
-                cell.outputs = [_error("NotRun", gave_up)]
+            if _is_hidden_test_cell(cell):
+                hidden_cells.append(index)
                 continue
-            if time.monotonic() - started > limits.notebook_seconds:
-                gave_up = (f"the notebook ran out of its {limits.notebook_seconds:g} s time limit before this "
-                           "cell; cells that had run keep their credit.")
-                summary.faults.append("notebook time limit")
-                cell.outputs = [_error("NotRun", gave_up)]
+            if out_of_time(cell):
                 continue
             if meta.get("grade") and not meta.get("solution"):
-                _grade_test_cell(cell, session, summary, violations)
-                healthy = session.alive()  # a check that hit a timeout has already settled the kernel
+                grade(index)
+                continue
+            calls_stuck = sorted(_defined_names(cell.source)[1] & set().union(*stuck.values()))
+            if calls_stuck and not meta.get("solution"):
+                # it would only wait out its time limit in the same loop; a cell of this kind earns nothing itself
+                cell.outputs = [_error("NotRun", (
+                    f"this cell was not run: it uses `{calls_stuck[0]}`, which did not return within its time limit "
+                    "in the checks above (see their message), so it would only have timed out here too."))]
+                summary.faults.append(f"cell {index}: not run, it uses {calls_stuck[0]}")
+                continue
+            cell_started = time.monotonic()
+            timeout = min(cell_limit, session.notebook_deadline - cell_started)
+            status, outputs = session.run(cell.source, timeout=timeout)
+            summary.slowest_cell_seconds = max(summary.slowest_cell_seconds, time.monotonic() - cell_started)
+            cell.outputs = outputs
+            if any(o.get("ename") == "OutputLimitExceeded" for o in outputs):
+                status = "output-limit"
+            elif any(o.get("ename") == "MemoryError" for o in outputs):
+                status = "memory"  # what it allocated may still be held: start afresh
+            if status in ("ok", "error"):
+                if status == "ok":
+                    replayable.append((cell.source, bool(meta.get("solution"))))
+                continue
+            summary.faults.append(f"cell {index}: {status}")
+            if status == "timeout" and timeout < cell_limit:
+                cell.outputs.append(_error("NotebookTimeout", (
+                    f"this cell was stopped after {format_seconds(timeout)} s, when the notebook's "
+                    f"{format_seconds(notebook_limit)} s time limit ran out; cells that had run keep their credit.")))
             else:
-                status, outputs = session.run(cell.source, timeout=limits.cell_seconds)
-                cell.outputs = outputs
-                if any(o.get("ename") == "OutputLimitExceeded" for o in outputs):
-                    status = "output-limit"
-                elif any(o.get("ename") == "MemoryError" for o in outputs):
-                    status = "memory"  # what it allocated may still be held: start afresh
-                if status in ("ok", "error"):
-                    if status == "ok":
-                        replayable.append(cell.source)
-                    continue
-                summary.faults.append(f"cell {index}: {status}")
-                cell.outputs.append(_error(*_fault_message(status, limits)))
-                healthy = status not in ("died", "memory") and session.alive() and session.settle(10)
-            if not healthy:
+                cell.outputs.append(_error(*_fault_message(status, limits, cell_limit)))
+            grace = limits.interrupt_grace_seconds
+            if not (status not in ("died", "memory") and session.alive() and session.settle(grace + 2)):
                 summary.faults.append(f"cell {index}: kernel restarted")
-                gave_up = _restart_and_replay(session, replayable, limits)
+                needed = _needed(replayable, nb.cells[index + 1:], exercises, frozenset().union(*stuck.values()))
+                gave_up = _restart_and_replay(session, needed, limits, cell_limit)
+        # the hidden checks keep at least half the notebook's limit whatever the student's cells took: slow cells
+        # must not cost every hidden point at once (they come last)
+        session.notebook_deadline = max(session.notebook_deadline, time.monotonic() + notebook_limit / 2)
+        time_up = None
+        for index in hidden_cells:
+            if not out_of_time(nb.cells[index]):
+                grade(index)
     finally:
         session.close()
     # the test cells' outputs are the grader's own; everything else came from the student
     nb.cells = [sanitized_cell(cell, keep_outputs=_is_test_cell(cell)) for cell in nb.cells]
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _needed(replayable: list[tuple[str, bool]], later_cells, exercises: frozenset,
+            stuck: frozenset = frozenset()) -> list[str]:
+    """Of the cells that ran ok, those a restarted kernel needs again, in order: every solution cell, and each
+    other cell that binds a name that a later cell, a cell kept here, or a test cell (`exercises`) reads.
+    A demo cell whose results nothing reads (a plot, a training run shown) is not run again: it earns nothing,
+    and it is most of the time a replay takes.
+
+    Inputs:
+      replayable: [(source, is a solution cell)] of the cells that ran ok. later_cells: the notebook's cells
+      after the one that needed the restart. exercises: the names the notebook's test cells check. stuck: the
+      functions that overran in their checks (a later cell, not a solution cell, that uses one is not run).
+    Returns:
+      the sources to run again.
+    """
+    wanted = set(exercises)
+    for cell in later_cells:
+        if cell.cell_type == "code" and not _is_test_cell(cell):
+            reads = _defined_names(cell.source)[1]
+            if nbgrader_meta(cell).get("solution") or not reads & stuck:
+                wanted |= reads
+    kept = []
+    for source, solution in reversed(replayable):
+        defines, reads = _defined_names(source)
+        if solution or defines & wanted:
+            kept.append(source)
+            wanted |= reads
+    return kept[::-1]
+
+
+def _assignment_of(nb) -> str | None:
+    """The assignment whose exercises the notebook's test cells check (the first one's), or None."""
+    for cell in nb.cells:
+        parsed = parse_test_cell(cell.source) if _is_test_cell(cell) else None
+        if parsed:
+            try:
+                return assignment_of(parsed[0])
+            except KeyError:
+                return None
+    return None
+
+
+def _is_hidden_test_cell(cell) -> bool:
+    """Whether `cell` is a course test cell of hidden checks. These are graded after every other cell of the
+    notebook has run, so that no cell of the student's runs after a function of theirs has seen hidden inputs:
+    a later cell cannot print what the hidden checks asked into the graded notebook."""
+    parsed = _is_test_cell(cell) and parse_test_cell(cell.source)
+    return bool(parsed) and parsed[1] == "hidden"
 
 
 def _is_test_cell(cell) -> bool:
@@ -555,10 +670,11 @@ def course_import_violations(nb) -> dict[str, str]:
                              allowed=ALLOWED_MODULES | given_imports(given))
 
 
-def _fault_message(status: str, limits: GradingLimits) -> tuple[str, str]:
+def _fault_message(status: str, limits: GradingLimits, cell_limit: float | None = None) -> tuple[str, str]:
     if status == "timeout":
-        return "CellTimeout", (f"this cell did not finish within {limits.cell_seconds:g} s (an infinite loop?); "
-                               "it was stopped and grading went on.")
+        seconds = limits.cell_seconds if cell_limit is None else cell_limit
+        return "CellTimeout", (f"this cell did not finish within {format_seconds(seconds)} s (an infinite loop? a long "
+                               "sleep?); it was stopped and grading went on.")
     if status == "died":
         return KERNEL_DIED, ("the kernel died while running this cell (os._exit, a crash, or more than "
                              f"{limits.memory_bytes / 2**30:g} GiB of memory); it was restarted, the cells "
@@ -569,12 +685,15 @@ def _fault_message(status: str, limits: GradingLimits) -> tuple[str, str]:
     return "OutputLimit", f"this cell printed more than {limits.output_bytes // 2**20} MiB; the output was cut."
 
 
-def _restart_and_replay(session: KernelSession, replayable: list[str], limits: GradingLimits) -> str | None:
-    """Restart the kernel and re-run the cells that had run; a reason to stop if that fails."""
+def _restart_and_replay(session: KernelSession, replayable: list[str], limits: GradingLimits,
+                        cell_limit: float | None = None) -> str | None:
+    """Restart the kernel and re-run the cells that had run (each within cell_limit, by default
+    limits.cell_seconds); a reason to stop if that fails."""
     try:
         session.restart()
         for source in replayable:
-            status, _ = session.run(source, timeout=limits.cell_seconds, keep_outputs=False)
+            status, _ = session.run(source, timeout=limits.cell_seconds if cell_limit is None else cell_limit,
+                                    keep_outputs=False)
             if status not in ("ok", "error"):
                 return "the kernel could not be brought back after it died, so this cell could not run."
     except RemoteError:
@@ -582,7 +701,8 @@ def _restart_and_replay(session: KernelSession, replayable: list[str], limits: G
     return None
 
 
-def _grade_test_cell(cell, session: KernelSession, summary: ExecutionSummary, violations: dict) -> None:
+def _grade_test_cell(cell, session: KernelSession, summary: ExecutionSummary, violations: dict,
+                     stuck: dict | None = None) -> None:
     parsed = parse_test_cell(cell.source)
     if parsed is None:
         cell.outputs = [_error("UnknownTestCell", "this test cell is not one the course's grader knows; no points.")]
@@ -593,7 +713,8 @@ def _grade_test_cell(cell, session: KernelSession, summary: ExecutionSummary, vi
         cell.outputs = [_error("ImportNotAllowed", violations[exercise])]
         return
     try:
-        report = run_exercise(exercise, RemoteNamespace(session), level,
+        namespace = RemoteNamespace(session, None if stuck is None else stuck.setdefault(exercise, {}))
+        report = run_exercise(exercise, namespace, level,
                               expected=LiveExpected(assignment_of(exercise)),
                               secret=session.limits.run_secret or None,
                               show_hidden_expected=session.limits.show_hidden_expected)

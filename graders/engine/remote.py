@@ -16,7 +16,7 @@ from __future__ import annotations
 import cloudpickle
 import numpy as np
 
-from ..checks.calling import Handle, Outcome, StudentError
+from ..checks.calling import CallBudget, Handle, Outcome, StudentError, input_shapes
 from ..checks.failures import GRADING_FAULTS
 
 #: The most nodes (values, list items, dict entries) an answer may hold, and its deepest nesting.
@@ -176,11 +176,38 @@ def _outcome(session, answer, args: list, kwargs: dict, argnames, max_bytes: int
                    argnames=argnames)
 
 
-class RemoteFunction:
-    """A student function in the kernel; `invoke` calls it there and returns an Outcome."""
+def overrun_explanation(budget: CallBudget | None, args, kwargs) -> str:
+    """What a Timeout's message says after "it did not return within N s": the inputs, and how long the
+    reference or the exercise's budget says the call should take.
 
-    def __init__(self, session, name):
+    Inputs:
+      budget: the call's CallBudget (None: unknown). args, kwargs: the call's arguments.
+    Returns:
+      str, starting with " on inputs ...".
+    """
+    shapes = input_shapes(args, kwargs)
+    text = f" on inputs of shape {shapes}" if shapes else ""
+    if budget is not None and budget.stated_seconds is not None:
+        return text + (f"; the exercise's budget is {budget.stated_seconds:g} s: an infinite loop, or far more "
+                       "epochs or steps than needed?")
+    if budget is not None and budget.reference_seconds is not None:
+        ms = budget.reference_seconds * 1000
+        return text + (f"; the reference takes {ms:.2g} ms on them: an infinite loop (a `while` whose condition "
+                       "never turns False)? a Python loop over every element instead of one NumPy operation?")
+    return text + ": an infinite loop (a `while` whose condition never turns False)?"
+
+
+class RemoteFunction:
+    """A student function in the kernel; `invoke` calls it there and returns an Outcome.
+
+    stuck: a dict shared by the test cells of one exercise, name -> the message of that name's call that
+    overran its time; a later call of the name in the same exercise fails at once with it (its cell has
+    failed already, so this costs no points, only the seconds of calling it again).
+    """
+
+    def __init__(self, session, name, stuck: dict | None = None):
         self.session, self.name = session, name  # a name in the notebook, or a Handle to a returned function
+        self.stuck = {} if stuck is None else stuck
         self.argnames: list | None = None
         self.typename = "function"
 
@@ -188,11 +215,12 @@ class RemoteFunction:
         outcome = self.invoke(args, kwargs)
         return outcome.value
 
-    def invoke(self, args, kwargs) -> Outcome:
+    def invoke(self, args, kwargs, budget: CallBudget | None = None) -> Outcome:
         """Call the function in the kernel.
 
         Inputs:
           args: sequence, kwargs: dict, the arguments (the grader's own values; they are not changed).
+          budget: what the call's time limit is made from (GradingLimits.call_seconds); None: cell_seconds.
         Returns:
           an Outcome; args_after/kwargs_after are the grader's own arguments except those the kernel reports
           changed by the call.
@@ -200,8 +228,19 @@ class RemoteFunction:
           RemoteError: what the function raised, or a grading fault (a timeout, a dead kernel, an answer over a
           cap or unreadable).
         """
-        max_bytes = self.session.limits.max_answer_bytes
-        answer = self.session.call_stub(request_payload(self.name, args, kwargs, max_bytes))
+        limits = self.session.limits
+        memo = self.name if isinstance(self.name, str) else None
+        if memo in self.stuck:
+            raise RemoteError(TIMEOUT, f"{self.stuck[memo]}; it was not called again in this exercise")
+        seconds = None if budget is None else limits.call_seconds(budget.reference_seconds, budget.stated_seconds)
+        payload = request_payload(self.name, args, kwargs, limits.max_answer_bytes)
+        try:
+            answer = self.session.call_stub(payload, seconds, overrun_explanation(budget, args, kwargs))
+        except RemoteError as exc:
+            if exc.type_name == TIMEOUT and memo is not None:
+                self.stuck[memo] = exc.message
+            raise
+        max_bytes = limits.max_answer_bytes
         if type(answer.tree) is not dict:
             raise _malformed()
         self.argnames = _argnames(answer.tree, len(args) + len(kwargs))
@@ -213,12 +252,13 @@ class RemoteFunction:
 class RemoteNamespace(dict):
     """Looks like a namespace of functions; every name is a RemoteFunction (missing ones fail when called)."""
 
-    def __init__(self, session):
+    def __init__(self, session, stuck: dict | None = None):
         super().__init__()
         self.session = session
+        self.stuck = {} if stuck is None else stuck  # see RemoteFunction
 
     def get(self, name, default=None):
-        return RemoteFunction(self.session, name)
+        return RemoteFunction(self.session, name, self.stuck)
 
     def __getitem__(self, name):
         return self.get(name)

@@ -40,7 +40,7 @@ import nbformat
 from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Bytes, Float, Integer, default
+from traitlets import Bool, Bytes, Float, Integer, default, observe
 from traitlets.config import LoggingConfigurable
 
 from . import channel
@@ -63,17 +63,45 @@ class GradingLimits(LoggingConfigurable):
     ...`); `./course grade` reads them from there, and a test may pass its own (`GradingLimits(cell_seconds=8)`)."""
 
     cell_seconds = Float(config=True, help=(
-        "Seconds one cell, or one call of a student function from a check, may run. Defaults to "
-        "c.Execute.timeout (None or -1 there: no limit)."))
+        "Seconds one cell, or one call of a student function from a check, may run at most. Defaults to "
+        "c.Execute.timeout (None or -1 there: no limit). The sandbox lowers it to the assignment's fitted cell "
+        "limit (fit_to_measured_time), and each call to its own budget (call_floor_seconds and the rest)."))
     notebook_seconds = Float(600.0, config=True, help=(
-        "Seconds the whole notebook may run; the cells after that are not run (and earn nothing)."))
+        "Seconds the whole notebook may run at most; the cells after that are not run (and earn nothing). "
+        "Lowered to the assignment's fitted notebook limit (fit_to_measured_time)."))
+    fit_to_measured_time = Bool(True, config=True, help=(
+        "Fit the cell and notebook limits to the assignment's honest time, as `./course measure-time` recorded "
+        "it (graders/hidden/timing.json): a notebook may run notebook_time_factor x that + notebook_time_margin "
+        "seconds, a cell cell_time_factor x the slowest honest cell + cell_time_margin, never more than "
+        "notebook_seconds and cell_seconds (either one, when set in GradingLimits itself, stands as set). An "
+        "assignment with no measurement keeps those two."))
+    notebook_time_factor = Float(2.0, config=True, help="See fit_to_measured_time.")
+    notebook_time_margin = Float(15.0, config=True, help="Seconds; see fit_to_measured_time.")
+    cell_time_factor = Float(4.0, config=True, help="See fit_to_measured_time.")
+    cell_time_margin = Float(10.0, config=True, help=(
+        "Seconds; see fit_to_measured_time. Generous, so that a correct but slower solution (a Python loop) "
+        "is not stopped in a demo cell: the notebook limit bounds what a slow notebook costs."))
+    call_floor_seconds = Float(2.0, config=True, help=(
+        "Seconds one call of a student function from a check may always run. A call may run "
+        "max(call_floor_seconds, call_reference_factor x the reference's own time on the same inputs)."))
+    call_reference_factor = Float(50.0, config=True, help="See call_floor_seconds.")
+    call_unmeasured_seconds = Float(5.0, config=True, help=(
+        "Seconds a call may run when the reference's time on its inputs is unknown (the reference cannot run "
+        "on them: a cache the student's forward returned, or a function the student's code returned)."))
+    stated_budget_factor = Float(1.5, config=True, help=(
+        "A training function's call may run this times the budget its exercise states (e.g. train_mlp: 20 s), "
+        "so that a run just over the budget fails with the check's own message, with the seconds it took."))
+    interrupt_grace_seconds = Float(1.0, config=True, help=(
+        "Seconds a call or cell that overran gets to stop after the interrupt; a kernel that ignores the "
+        "interrupt is then stopped, restarted, and the cells that had run are run again."))
     memory_bytes = Integer(3 * 2**30, config=True, help=(
         "Memory of the kernel, in bytes: of all its processes and tmpfs pages together where a memory cgroup is "
         "writable (memory.limit_in_bytes or memory.max), and of each process's address space (RLIMIT_AS) always."))
     cpu_seconds = Integer(900, config=True, help="CPU seconds of the kernel (RLIMIT_CPU).")
-    processes = Integer(256, config=True, help=(
+    processes = Integer(64, config=True, help=(
         "Processes and threads of the kernel (a pids cgroup where one is writable, and RLIMIT_NPROC, which counts "
-        "the kernel's own uid or user namespace)."))
+        "the kernel's own uid or user namespace). An honest kernel runs one process of 11 threads, 14 once a "
+        "notebook has run."))
     file_bytes = Integer(256 * 2**20, config=True, help="Largest file the kernel may write (RLIMIT_FSIZE), in bytes.")
     output_bytes = Integer(2 * 2**20, config=True, help=(
         "Bytes of outputs kept per cell; the rest is cut, and the cell fails."))
@@ -84,10 +112,11 @@ class GradingLimits(LoggingConfigurable):
     show_hidden_expected = Bool(False, config=True, help=(
         "Whether a failed hidden check's feedback shows the hidden expected values. Off by default: it names "
         "the mistake and shows what came back, and the hidden inputs stay unknown to the class."))
-    secret_hidden_inputs = Bool(False, config=True, help=(
-        "Draw hidden checks' inputs from the course's grading secret (.grading/hidden-inputs.secret) instead of "
-        "fixed seeds. Off by default for now: a submission whose mistake only some inputs reveal can then score "
-        "differently from one secret to the next (the example class's finn does)."))
+    secret_hidden_inputs = Bool(True, config=True, help=(
+        "Draw hidden checks' inputs from the course's grading secret (.grading/hidden-inputs.secret, made once, "
+        "kept across runs so that grading again gives the same verdicts) instead of the fixed seeds a student's "
+        "copy of the checks could reproduce. Each hidden check's hard cases (extremes, N = 1, masked rows) are "
+        "fixed whatever the draw, so that a verdict does not depend on the secret."))
     run_secret = Bytes(b"", help=(
         "A grading run's secret, from which hidden checks draw their inputs (set by grade_class; never sent to a "
         "kernel, since only config traits are)."))
@@ -96,6 +125,51 @@ class GradingLimits(LoggingConfigurable):
         "changed, arrays included; decoded, every array reference counts). A larger answer fails that check "
         "(OutputTooLarge)."))
 
+    def call_seconds(self, reference_seconds: float | None = None, stated_seconds: float | None = None) -> float:
+        """The seconds one call of a student function may run (before the notebook's own deadline).
+
+        Inputs:
+          reference_seconds: the reference's time on the same inputs, or None if unknown.
+          stated_seconds: the budget the exercise states (training functions), or None.
+        Returns:
+          seconds, never more than cell_seconds.
+        """
+        if stated_seconds is not None:
+            seconds = self.stated_budget_factor * stated_seconds
+        elif reference_seconds is not None:
+            seconds = max(self.call_floor_seconds, self.call_reference_factor * reference_seconds)
+        else:
+            seconds = self.call_unmeasured_seconds
+        return min(seconds, self.cell_seconds)
+
+    def fitted(self, honest: dict | None) -> tuple[float, float]:
+        """The (cell, notebook) limits in seconds for an assignment whose honest time is `honest`.
+
+        Inputs:
+          honest: {"notebook_seconds": float, "slowest_cell_seconds": float} as `./course measure-time`
+            recorded them for the assignment, or None (not measured).
+        Returns:
+          (cell seconds, notebook seconds): fitted when fit_to_measured_time and measured, never above
+          cell_seconds and notebook_seconds; either of those two set explicitly (config or keyword) is used as set.
+        """
+        if not self.fit_to_measured_time or not honest:
+            return self.cell_seconds, self.notebook_seconds
+        cell = self.cell_time_factor * float(honest["slowest_cell_seconds"]) + self.cell_time_margin
+        notebook = self.notebook_time_factor * float(honest["notebook_seconds"]) + self.notebook_time_margin
+        # a limit set on GradingLimits itself is the instructor's (or a test's) own choice: it stands as it is
+        return (self.cell_seconds if "cell_seconds" in self._set_explicitly else min(cell, self.cell_seconds),
+                self.notebook_seconds if "notebook_seconds" in self._set_explicitly
+                else min(notebook, self.notebook_seconds))
+
+    @observe("cell_seconds", "notebook_seconds")
+    def _remember_explicit(self, change) -> None:
+        # observers see what config or keywords set, never a default (c.Execute.timeout's 120 is a default here)
+        self.__dict__.setdefault("_set_explicitly", set()).add(change["name"])
+
+    @property
+    def _set_explicitly(self) -> set:
+        return self.__dict__.get("_set_explicitly", set())
+
     @default("cell_seconds")
     def _cell_seconds_from_execute(self) -> float:
         # c.Execute.timeout owns the per-cell limit: nbgrader's own Execute (plain `nbgrader autograde`,
@@ -103,6 +177,11 @@ class GradingLimits(LoggingConfigurable):
         # Execute is asked rather than the config read, so a timeout set on its parent classes counts too.
         timeout = Execute(config=self.config).timeout
         return math.inf if timeout is None or timeout < 0 else float(timeout)
+
+
+def format_seconds(seconds: float) -> str:
+    """Seconds for a message: "2", "16.2", "507" (three significant digits, never an exponent)."""
+    return f"{seconds:.3g}" if seconds < 100 else f"{seconds:.0f}"
 
 
 def kernel_environment(python: str) -> dict:
@@ -363,6 +442,9 @@ class KernelSession:
         self.hide = [str(p) for p in hide]  # not in the kernel's view anyway; starting fails if an install holds one
         self.fence: dict = {}  # what the fence put in force for the running kernel (see Launcher.fork)
         self.python = python
+        #: time.monotonic() after which no call of a student function runs (the notebook's time limit): set by
+        #: execute_notebook, moved later by the time of calls that overran their own budget (see call_stub)
+        self.notebook_deadline = math.inf
         self.process = None
         self.client = None
         try:
@@ -541,28 +623,46 @@ class KernelSession:
         self.interrupt()
         return "timeout", outputs
 
-    def call_stub(self, payload: bytes) -> channel.Answer:
+    def call_stub(self, payload: bytes, seconds: float | None = None, why: str = "") -> channel.Answer:
         """Have the kernel's stub answer one request, over the kernel's own channels (see channel.py).
 
         Inputs:
           payload: bytes, the request (graders/engine/remote.py, request_payload).
+          seconds: how long the call may run (default limits.cell_seconds); never past notebook_deadline.
+          why: what a Timeout's message says after "it did not return within N s" (the inputs, the
+            reference's time).
         Returns:
           the stub's Answer, within limits.max_answer_bytes.
         Raises:
-          RemoteError: Timeout (after cell_seconds; the kernel is interrupted, or stopped if it will not settle),
-          KernelDied, or a fault of the answer (OutputTooLarge, NoAnswer, ProtocolError).
+          RemoteError: Timeout (the kernel is interrupted; if it will not stop within
+          limits.interrupt_grace_seconds it is stopped, and the caller restarts it), KernelDied, or a fault of
+          the answer (OutputTooLarge, NoAnswer, ProtocolError).
         """
+        if not self.alive():
+            raise RemoteError(KERNEL_DIED, "the kernel had been stopped after an earlier call of this test cell "
+                                           "overran (it is restarted before the next cell)")
+        started = time.monotonic()
+        own = self.limits.cell_seconds if seconds is None else seconds
+        left = self.notebook_deadline - started
+        if left <= 0:
+            raise RemoteError(TIMEOUT, "it was not called: the notebook's time limit had run out")
+        limit = min(own, left)
         msg_id = channel.send_request(self.client, payload)
-        status, answer = channel.receive_answer(self.client, msg_id, deadline=time.monotonic() + self.limits.cell_seconds,
-                                                alive=self.alive, max_answer_bytes=self.limits.max_answer_bytes)
+        status, answer = channel.receive_answer(self.client, msg_id, deadline=started + limit, alive=self.alive,
+                                                max_answer_bytes=self.limits.max_answer_bytes)
         if status == "timeout":
+            message = (f"it did not return within {format_seconds(limit)} s" + why if limit == own else
+                       f"it was stopped after {format_seconds(limit)} s, when the notebook's time limit ran out")
             self.interrupt()
             # one interrupt, then the interrupted call's own end, before settle() sends anything more
-            if not (channel.wait_until_done(self.client, msg_id, seconds=10, alive=self.alive) and self.settle()):
+            grace = self.limits.interrupt_grace_seconds
+            if not (channel.wait_until_done(self.client, msg_id, seconds=grace, alive=self.alive)
+                    and self.settle(grace + 1)):
                 self.stop()
-                raise RemoteError(TIMEOUT, f"it did not return within {self.limits.cell_seconds:g} s, "
-                                             "and the kernel had to be stopped")
-            raise RemoteError(TIMEOUT, f"it did not return within {self.limits.cell_seconds:g} s")
+                message += " (it ignored the interrupt, so the kernel was stopped and started again)"
+            if limit == own:  # the call's own budget stopped it, and the check fails for it: not the notebook's time
+                self.notebook_deadline += time.monotonic() - started
+            raise RemoteError(TIMEOUT, message)
         if status == "died":
             raise RemoteError(KERNEL_DIED, "the kernel died while it ran")
         return answer

@@ -293,8 +293,11 @@ def a_single_example(t):
 
 @hidden("logistic_regression_loss_and_grad")
 def logistic_regression_loss_and_grad_extreme_logits(t):
-    """logits in the hundreds: finite loss and gradients, no warning"""
-    X, y, w, b = _logreg_inputs(t.rng, 6, 3, scale=300.0)
+    """logits from -1000 to 1000: finite loss and gradients, no warning"""
+    X, y, w, b = _logreg_inputs(t.rng, 6, 3)
+    X *= 1000.0 / np.abs(X @ w).max()
+    extreme = int(np.abs(X @ w).argmax())
+    X[(extreme + 1) % len(X)] = -X[extreme]  # both signs reach |x.w| = 1000, whatever the draw
     loss, dw, db = t.call("logistic_regression_loss_and_grad", X, y, w, b)
     ref_loss, ref_dw, ref_db = t.ref("logistic_regression_loss_and_grad")(X, y, w, b)
     t.close(loss, ref_loss, "the loss", scalar=True, rtol=1e-9, batch=6)

@@ -75,6 +75,11 @@ def _print_help(parser: argparse.ArgumentParser, commands_by_name: dict, options
     return 0
 
 
+def _measure_time_command(options: argparse.Namespace) -> int:
+    from .build import measure_time_command  # imports nbgrader: only when the command runs
+    return measure_time_command(options)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `./course` parser: `./course COMMAND ...`, one subcommand per course command."""
     parser = argparse.ArgumentParser(
@@ -119,9 +124,45 @@ def build_parser() -> argparse.ArgumentParser:
                        help="assignment ids under source/ (default: every one with submissions)")
     grade.add_argument("--workers", type=int, metavar="N", help="parallel kernels (default: one per core)")
     grade.add_argument("--force", action="store_true", help="grade again even what is already graded")
+    grade.add_argument("--student", nargs="+", metavar="ID", dest="students",
+                       help="grade only these students' submissions (default: everyone's)")
+    grade.add_argument("--scheduler", metavar="ADDRESS",
+                       help="execute on the existing Dask cluster whose scheduler is at ADDRESS (e.g. "
+                            "tcp://10.0.0.5:8786; default: c.ClassGrading.scheduler, else local processes)")
     grade.add_argument("--allow-unfenced", action="store_true",
                        help="grade even where no kernel can be fenced (no user namespaces and not root): the "
                             "submissions then run with rlimits only; by default grading refuses and says why")
+
+    watch = _add_command(
+        subparsers, "watch", "grade submissions as they arrive and release their feedback, until stopped",
+        commands.watch_command,
+        "Every few seconds: nbgrader's collect --update from the exchange, grading of each new or resubmitted "
+        "submission as `./course grade` does, then nbgrader's generate_feedback and release_feedback, so the "
+        "student fetches the feedback. One log line per submission. Ctrl-C (or SIGTERM) stops it; started again, "
+        "it picks up where it stopped (.grading/watch.json).")
+    watch.add_argument("--poll", type=float, metavar="SECONDS", dest="poll_seconds",
+                       help="seconds between two looks at the exchange (default: c.Watch.poll_seconds, 3)")
+    watch.add_argument("--allow-unfenced", action="store_true",
+                       help="grade even where no kernel can be fenced, as `./course grade --allow-unfenced`")
+
+    report = _add_command(
+        subparsers, "report", "write the class report of an assignment: an HTML page, its figures, a CSV",
+        commands.report_command,
+        "From the gradebook and the graded notebooks alone: the score distribution, each exercise's pass rate "
+        "(visible and hidden checks apart), the mistakes the class made most with the students who made them, "
+        "the students who are stuck and why, and the grading time per notebook. Prints where it wrote them.")
+    report.add_argument("assignment", type=assignment_id, metavar="ASSIGNMENT", help="an assignment id under source/")
+    report.add_argument("--out", type=Path, metavar="DIR",
+                        help="folder to write into (default: reports/<assignment>/ in the course folder)")
+
+    measure = _add_command(
+        subparsers, "measure-time", "time the full solutions' grading; the grader fits its time limits to it",
+        _measure_time_command,
+        "Grades each source notebook in the sandbox and records the seconds in graders/hidden/timing.json: a "
+        "notebook may then run c.GradingLimits.notebook_time_factor x that + notebook_time_margin, a cell "
+        "cell_time_factor x the slowest cell + cell_time_margin. Run it on the grading machine, unloaded.")
+    measure.add_argument("assignments", **assignments, help="assignment ids under source/ (default: every one)")
+    measure.add_argument("--repeat", type=int, default=1, metavar="N", help="runs each; the fastest counts")
 
     bundle = _add_command(
         subparsers, "release-bundle", "write one zip per assignment with everything a student needs",

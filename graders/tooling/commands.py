@@ -113,8 +113,10 @@ def demo_command(options: argparse.Namespace) -> int:
 
 def grade_command(options: argparse.Namespace) -> int:
     """options.assignments ([] for every one with submissions), options.workers (None: one per core),
-    options.force, options.allow_unfenced. Returns 1 if the grader itself failed on a submission, 2 if no kernel
-    can be fenced here (and unfenced grading was not allowed), 130 on Ctrl-C."""
+    options.force, options.allow_unfenced, options.students (None: everyone's), options.scheduler (None:
+    c.ClassGrading.scheduler). Returns 1 if the grader itself
+    failed on a submission, 2 if no kernel can be fenced here (and unfenced grading was not allowed), 130 on
+    Ctrl-C."""
     from ..engine.classgrade import course_limits, grade_class, summary_table
     from ..engine.sandbox import FenceUnavailable
     from .course import course_root
@@ -122,14 +124,36 @@ def grade_command(options: argparse.Namespace) -> int:
     if options.allow_unfenced:
         limits.allow_unfenced = True
     try:
-        jobs = grade_class(options.assignments or None, workers=options.workers, force=options.force, limits=limits)
+        jobs = grade_class(options.assignments or None, workers=options.workers, force=options.force, limits=limits,
+                           students=options.students, scheduler=getattr(options, "scheduler", None))
     except KeyboardInterrupt:
         return 130
-    except FenceUnavailable as refusal:
+    except (FenceUnavailable, ConnectionError) as refusal:  # no fence here, or no Dask scheduler at --scheduler
         print(f"./course grade: {refusal}", file=sys.stderr)
         return 2
     print(summary_table(jobs))
     return 1 if any(job.status == "failed" for job in jobs) else 0
+
+
+def watch_command(options: argparse.Namespace) -> int:
+    """options.poll_seconds (None: c.Watch.poll_seconds), options.allow_unfenced. Runs until Ctrl-C or SIGTERM;
+    returns 0 then, 2 if no kernel can be fenced here."""
+    from ..engine.watch import watch
+    return watch(poll_seconds=options.poll_seconds, allow_unfenced=options.allow_unfenced)
+
+
+def report_command(options: argparse.Namespace) -> int:
+    """options.assignment, options.out (None: <course>/reports/<assignment>/). Prints the page's path;
+    returns 1 if nothing of the assignment is graded yet."""
+    from .report import ReportError, write_report
+    try:
+        written = write_report(options.assignment, options.out)
+    except ReportError as exc:
+        print(f"./course report: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
 
 
 def release_bundle_command(options: argparse.Namespace) -> int:

@@ -9,9 +9,11 @@ intermediate process, which puts itself in the kernel's cgroups (where one is wr
 namespace of its own unless it runs as root, unshares a PID namespace and forks the kernel: PID 1 of that
 namespace, so that when it dies every process it made dies with it. The kernel unshares mount, network, IPC
 and UTS namespaces, builds a fresh root (see `build_root`: a tmpfs holding read-only binds of the Python install
-and the system's /usr and /lib*, a generated /etc, a minimal /dev, its own /proc, private size-capped tmpfs on
-/tmp, /var/tmp and /dev/shm, and the sandbox folder read-write at its own path), pivots into it, detaches the
-old root, brings up loopback (its only network), drops every privilege and becomes the kernel. The
+and the system's /usr and /lib*, every site-packages folder of which is an empty tmpfs holding only the files of
+KERNEL_DISTRIBUTIONS and what they require (and the student side of `graders`), a generated /etc, a minimal /dev, its own /proc, private size-capped
+tmpfs on /tmp, /var/tmp and /dev/shm, and the sandbox folder read-write at its own path), pivots into it, detaches
+the old root, forgets the modules and import hooks the launcher loaded from files outside that view, brings up
+loopback (its only network), drops every privilege and becomes the kernel. The
 intermediate waits for it, exits with its status and removes its cgroups; told to stop (or orphaned) it
 SIGKILLs the kernel first.
 
@@ -22,6 +24,7 @@ Python install. Protocol, one JSON object per line: the worker writes a request
 {"pid": <the intermediate>, "kernel": <the kernel>, "fence": {what was in force}} or
 {"error": "...", "fence_failed": bool}. It exits when its worker closes stdin or dies.
 """
+import atexit
 import ctypes
 import errno
 import fcntl
@@ -29,10 +32,14 @@ import json
 import os
 import resource
 import select
+import shutil
 import signal
 import socket
+import stat
 import struct
 import sys
+import sysconfig
+import tempfile
 import time
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
@@ -50,6 +57,16 @@ SYSCALLS = {"x86_64": (155, 126), "aarch64": (41, 91), "riscv64": (41, 91)}
 #: What the course's notebooks import; a module that fails to import here is simply imported by the kernel.
 WARM = ("numpy", "matplotlib", "matplotlib.pyplot", "cloudpickle",
         "ipykernel.kernelapp")
+#: The distributions whose files a kernel's site-packages holds, with everything they require: NumPy and matplotlib
+#: (the course), ipykernel (being a kernel) and cloudpickle (the grader's requests are its pickles). No file of any
+#: other distribution (scipy, sklearn, nbgrader, jupyterlab, the course's own install) is there.
+KERNEL_DISTRIBUTIONS = ("numpy", "matplotlib", "ipykernel", "cloudpickle")
+#: The student side of the course's own package (what ships to students): the checks send objects of its classes
+#: (a stand-in model, say) by reference, so a kernel imports them; graders/hidden, engine and tooling never exist there
+STUDENT_SIDE = ("__init__.py", "checks", "visible")
+#: Where a Python's third-party modules live, besides its own site.getsitepackages(): Debian's and /usr/local's
+#: folders, reachable by sys.path.append from any Python whose /usr is in the view
+SYSTEM_SITE_GLOBS = ("/usr/lib/python3*/*-packages", "/usr/local/lib/python3*/*-packages")
 #: The host's top-level system folders a kernel sees (read-only), or the symlinks they are (/bin -> usr/bin)
 SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 DEVICES = ("null", "zero", "full", "random", "urandom")
@@ -106,6 +123,161 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
+def distribution_closure(names) -> dict:
+    """The installed distributions `names` need: themselves and, transitively, every requirement whose marker
+    holds here (with the extras a requirement asks for).
+
+    Inputs:
+      names: iterable of str, distribution names (those not installed are left out).
+    Returns:
+      {canonical name: importlib.metadata.Distribution}, each the one this Python imports (first on sys.path).
+    """
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement  # matplotlib requires packaging
+    from packaging.utils import canonicalize_name
+
+    found, seen, todo = {}, set(), [(name, "") for name in names]
+    while todo:
+        name, extra = todo.pop()
+        if (canonicalize_name(name), extra) in seen:
+            continue
+        seen.add((canonicalize_name(name), extra))
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        found[canonicalize_name(name)] = dist
+        for text in dist.requires or ():
+            try:
+                requirement = Requirement(text)
+            except InvalidRequirement:  # unreadable metadata: what it names stays out of the view
+                continue
+            if requirement.marker is None or requirement.marker.evaluate({"extra": extra}):
+                todo += [(requirement.name, wanted) for wanted in ("", *requirement.extras)]
+    return found
+
+
+def bind_plan(allowed: set, denied: set, prefix: tuple = ()) -> list:
+    """The fewest paths to bind so that every allowed file is there and no denied one.
+
+    Inputs:
+      allowed, denied: sets of path tuples ("numpy", "__init__.py"), relative to one site-packages folder (a path in
+               both counts as allowed); prefix: the folder (a path tuple) planned, () for the whole.
+    Returns:
+      list of path tuples, sorted: each holds allowed files and no denied one (a folder whole, with whatever no
+      distribution owns in it, such as __pycache__ of its own modules).
+    """
+    depth = len(prefix) + 1
+    allowed_under = {path[:depth] for path in allowed if len(path) >= depth and path[:depth - 1] == prefix}
+    denied_under = {path[:d] for path in denied - allowed for d in range(depth, len(path) + 1)}
+    plan = []
+    for path in sorted(allowed_under):
+        if path not in denied_under:
+            plan.append(path)
+        elif path not in allowed:  # a folder two distributions share: its allowed part only
+            plan += bind_plan({p for p in allowed if p[:depth] == path}, {p for p in denied if p[:depth] == path}, path)
+    return plan
+
+
+def _name(dist) -> str:
+    """A distribution's name, read from its metadata's headers only (its long description can be large)."""
+    from email.parser import HeaderParser
+
+    return HeaderParser().parsestr(dist.read_text("METADATA") or dist.read_text("PKG-INFO") or "")["Name"] or ""
+
+
+def _files(dist) -> list:
+    """The files a distribution installed, as path tuples relative to its folder: RECORD read with csv (as
+    importlib.metadata does, without a Path object per file), else what importlib.metadata lists."""
+    import csv
+
+    record = dist.read_text("RECORD")
+    if record is None:
+        return [f.parts for f in dist.files or ()]
+    return [tuple(row[0].split("/")) for row in csv.reader(record.splitlines()) if row]
+
+
+def site_folders(prefixes) -> list:
+    """The real paths of the site-packages (and dist-packages) folders of `prefixes` and of the system's Pythons.
+
+    Inputs:
+      prefixes: iterable of str, Python install prefixes.
+    Returns:
+      sorted list of str, the folders that exist.
+    """
+    import glob
+    import site
+
+    folders = site.getsitepackages(list(prefixes)) + [p for pattern in SYSTEM_SITE_GLOBS for p in glob.glob(pattern)]
+    return sorted({os.path.realpath(f) for f in folders if os.path.isdir(f)})
+
+
+def kernel_site_packages(folders, names=KERNEL_DISTRIBUTIONS) -> dict:
+    """What each site-packages folder of a kernel's view holds: the files of `names` and their requirements.
+
+    Inputs:
+      folders: list of str, real paths of site-packages folders; names: the distributions a kernel needs.
+    Returns:
+      {folder: [relative path to bind, ...]}, for every folder (empty where none of the closure lives). Not
+      bound: every other distribution's files, anything no distribution owns at the top, and .pth files (the
+      warm kernel never runs `site` again; an editable install's finder points at a checkout outside the view).
+    """
+    from importlib import metadata
+
+    needed = {}
+    for dist in distribution_closure(names).values():
+        needed.setdefault(os.path.realpath(dist.locate_file("")), set()).add(_name(dist))
+    plans = {}
+    for folder in folders:
+        allowed, denied = set(), set()
+        for dist in metadata.distributions(path=[folder]):
+            files = [p for p in _files(dist) if p and p[0] != ".."]
+            if _name(dist) in needed.get(folder, ()):
+                allowed.update(p for p in files if not (len(p) == 1 and p[0].endswith(".pth")))
+            else:
+                denied.update(files)
+        plans[folder] = ["/".join(path) for path in bind_plan(allowed, denied)]
+    return plans
+
+
+def _remove_if_mine(folder: str, owner: int) -> None:
+    """Remove `folder` at exit, from the process that made it only (not from a forked kernel)."""
+    if os.getpid() == owner:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def student_side() -> dict:
+    """{relative path in site-packages: host path} of the course package's student side (STUDENT_SIDE), wherever
+    this Python imports `graders` from (an editable install's checkout included); {} if it has none. The package
+    is only looked up, never imported."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("graders")
+    except (ImportError, ValueError):
+        return {}
+    folders = list(spec.submodule_search_locations or ()) if spec else []
+    if not folders:
+        return {}
+    # bound from a copy of the launcher's own, not from the checkout: a bind mount's source path shows in the
+    # kernel's /proc/self/mountinfo, and the checkout's path is none of its business
+    staging = os.path.join(tempfile.mkdtemp(prefix="nnfs-student-side-"), "graders")
+    atexit.register(_remove_if_mine, os.path.dirname(staging), os.getpid())
+    os.mkdir(staging, 0o755)
+    side = {}
+    for name in STUDENT_SIDE:
+        source = os.path.join(folders[0], name)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(staging, name), ignore=shutil.ignore_patterns("__pycache__"))
+        elif os.path.exists(source):
+            shutil.copyfile(source, os.path.join(staging, name))
+        else:
+            continue
+        side[f"graders/{name}"] = os.path.join(staging, name)
+    return side
+
+
 def host_view() -> dict:
     """What the kernels' roots are built from, read once: the launcher runs as long as its worker.
 
@@ -114,6 +286,8 @@ def host_view() -> dict:
       pythons: real paths of this Python's install(s) (prefix, base prefix, the interpreter's folder), none
                inside another or inside a system folder;
       links: {path: real path}, for each install path that is a symlink (made as a symlink in the view);
+      sites: {site-packages folder in the view: {what of it a kernel sees, as a relative path: its host path}}:
+             kernel_site_packages, and in this Python's own folder the student side of `graders` (student_side);
       etc: {name: bytes}, the host files the loader and Python read (ld.so.cache, localtime).
     """
     system = [(name, os.readlink(f"/{name}") if os.path.islink(f"/{name}") else None)
@@ -134,7 +308,13 @@ def host_view() -> dict:
                 etc[name] = handle.read()
         except OSError:
             pass
-    return {"system": system, "pythons": pythons, "links": links, "etc": etc}
+    folders = [f for f in site_folders(named) if any(_inside(f, p) for p in covered + pythons)]
+    sites = {folder: {entry: os.path.join(folder, entry) for entry in entries}
+             for folder, entries in kernel_site_packages(folders).items()}
+    own = os.path.realpath(sysconfig.get_paths()["purelib"])
+    if own in sites and not any(entry.split("/")[0] == "graders" for entry in sites[own]):
+        sites[own].update(student_side())
+    return {"system": system, "pythons": pythons, "links": links, "sites": sites, "etc": etc}
 
 
 def _own_cgroup(controller: str) -> str | None:
@@ -382,12 +562,50 @@ def etc_files(view: dict, uid: int, gid: int, home: str) -> dict:
             "hostname": f"{HOSTNAME}\n".encode()}
 
 
+def _open_site_entries(view: dict) -> dict:
+    """{host path: O_PATH fd, or the symlink's target for a symlink} of every site-packages entry a kernel sees;
+    one removed since the launcher started is left out."""
+    opened = {}
+    for entries in view["sites"].values():
+        for path in entries.values():
+            try:
+                opened[path] = os.readlink(path) if os.path.islink(path) else _open_path(path)
+            except FileNotFoundError:
+                continue
+    return opened
+
+
+def fill_site_packages(target: str, entries: dict) -> None:
+    """Cover a site-packages folder of the view with an empty tmpfs holding only the given entries, read-only.
+
+    Inputs:
+      target: str, the folder in the new root; entries: {relative path: O_PATH fd of the host's file or folder,
+              or str: the target of a symlink}.
+    """
+    mount("nnfs-site-packages", target, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    for relative, source in entries.items():
+        point = os.path.join(_mkdirs(target, os.path.dirname(relative)) if "/" in relative else target,
+                             os.path.basename(relative))
+        if isinstance(source, str):
+            os.symlink(source, point)
+            continue
+        if stat.S_ISDIR(os.fstat(source).st_mode):
+            os.mkdir(point, 0o755)
+        else:
+            os.close(os.open(point, os.O_CREAT | os.O_WRONLY, 0o644))
+        _bind(source, point)
+    mount(None, target, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
 def build_root(request: dict, view: dict, uid: int, gid: int) -> None:
     """In a fresh mount namespace: make a tmpfs the root holding only the kernel's view, and detach the old one.
 
-    The view: the system folders and the Python install(s) read-only at their own paths, a generated /etc, a
-    /dev of null, zero, full, random and urandom, a /proc of the kernel's PID namespace, private size-capped
-    tmpfs on /tmp, /var/tmp and /dev/shm, and the sandbox folder (request["root"]) read-write at its own path.
+    The view: the system folders and the Python install(s) read-only at their own paths, each of their
+    site-packages folders holding only what kernels need (view["sites"]: NumPy, matplotlib, ipykernel and their
+    requirements, and the student side of `graders`; every other installed module does not exist for the
+    kernel), a generated /etc, a /dev of
+    null, zero, full, random and urandom, a /proc of the kernel's PID namespace, private size-capped tmpfs on
+    /tmp, /var/tmp and /dev/shm, and the sandbox folder (request["root"]) read-write at its own path.
     """
     sandbox = os.path.realpath(request["root"])
     binds = [(p, False) for p in view["pythons"]] + [(sandbox, True)]
@@ -404,6 +622,7 @@ def build_root(request: dict, view: dict, uid: int, gid: int) -> None:
     opened = {path: _open_path(path) for path, _ in binds}
     opened.update({f"/{name}": _open_path(f"/{name}") for name, target in view["system"] if target is None})
     opened.update({f"/dev/{name}": _open_path(f"/dev/{name}") for name in DEVICES if os.path.exists(f"/dev/{name}")})
+    site_entries = _open_site_entries(view)
     new = "/tmp"
     try:
         mount("nnfs-root", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=8m,nr_inodes=4096,mode=755")
@@ -432,6 +651,9 @@ def build_root(request: dict, view: dict, uid: int, gid: int) -> None:
         mount("proc", _mkdirs(new, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         for path, writable in sorted(binds, key=lambda b: len(b[0])):
             _bind(opened[path], _mkdirs(new, path), writable)
+        for folder, entries in view["sites"].items():
+            fill_site_packages(_mkdirs(new, folder), {entry: site_entries[source] for entry, source in entries.items()
+                                                      if source in site_entries})
         for link, target in view["links"].items():
             if not os.path.lexists(new + link):
                 _mkdirs(new, os.path.dirname(link))
@@ -442,8 +664,34 @@ def build_root(request: dict, view: dict, uid: int, gid: int) -> None:
         os.chdir("/")
         mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     finally:
-        for fd in opened.values():
+        for fd in [*opened.values(), *(e for e in site_entries.values() if isinstance(e, int))]:
             os.close(fd)
+
+
+def _visible(module) -> bool:
+    """Whether a module's file (or, for a namespace package, one of its folders) exists in this view; a module
+    with neither (built in, frozen, made at run time) counts as visible."""
+    file = getattr(module, "__file__", None)
+    if isinstance(file, str):
+        return os.path.exists(file)
+    paths = getattr(module, "__path__", None)
+    try:
+        return paths is None or any(os.path.isdir(p) for p in list(paths))
+    except Exception:  # noqa: BLE001 - a namespace path that cannot be listed: keep the module
+        return True
+
+
+def forget_unseen_modules() -> None:
+    """Drop what the launcher loaded from files the kernel's view does not hold (an editable install's finder,
+    setuptools' distutils shim, ...): their modules, the import hooks they installed and the sys.path entries
+    that name nothing in the view, so that the view alone decides what the kernel can import."""
+    unseen = {name for name, module in list(sys.modules.items()) if not _visible(module)}
+    sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__module__", None) not in unseen]
+    sys.path_hooks[:] = [h for h in sys.path_hooks if getattr(h, "__module__", None) not in unseen]
+    sys.path[:] = [p for p in sys.path if os.path.exists(p)]
+    for name in unseen:
+        del sys.modules[name]
+    sys.path_importer_cache.clear()
 
 
 def bring_up_loopback() -> None:
@@ -501,6 +749,7 @@ def become_kernel(request: dict, report_fd: int, view: dict, fenced: bool, stops
                 mount(None, "/", None, MS_REC | MS_PRIVATE)
                 ids = (uid, uid) if uid is not None else (os.geteuid(), os.getegid())
                 build_root(request, view, *ids)
+                forget_unseen_modules()
                 bring_up_loopback()
                 _call(libc.sethostname(HOSTNAME.encode(), len(HOSTNAME)), "sethostname")
                 described = {"view": "own root (pivot_root)", "uid": ids[0],
