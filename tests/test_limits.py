@@ -31,7 +31,7 @@ DEFAULTS = {"notebook_seconds": 600.0, "memory_bytes": 3 * 2**30, "cpu_seconds":
             "file_bytes": 256 * 2**20, "output_bytes": 2 * 2**20, "allow_unfenced": False,
             "max_answer_bytes": 16 * 2**20, "show_hidden_expected": False,
             "secret_hidden_inputs": True, "fit_to_measured_time": True, "notebook_time_factor": 2.0,
-            "notebook_time_margin": 15.0, "cell_time_factor": 4.0, "cell_time_margin": 10.0,
+            "notebook_time_margin": 15.0, "cell_time_factor": 4.0, "cell_time_margin": 3.0,
             "call_floor_seconds": 2.0, "call_reference_factor": 50.0, "call_unmeasured_seconds": 5.0,
             "stated_budget_factor": 1.5, "interrupt_grace_seconds": 1.0}
 
@@ -124,7 +124,7 @@ def test_a_call_gets_fifty_times_the_reference_with_a_floor_of_two_seconds():
 
 def test_cell_and_notebook_limits_fit_the_measured_honest_time():
     honest = {"notebook_seconds": 4.0, "slowest_cell_seconds": 0.5}
-    assert GradingLimits(config=Config({"Execute": {"timeout": 120}})).fitted(honest) == (12.0, 23.0)
+    assert GradingLimits(config=Config({"Execute": {"timeout": 120}})).fitted(honest) == (5.0, 23.0)
     assert GradingLimits(config=Config({"Execute": {"timeout": 3}})).fitted(honest) == (3.0, 23.0)  # never above
     assert GradingLimits(config=Config({"Execute": {"timeout": 120}})).fitted(None) == (120.0, 600.0)
     assert GradingLimits(cell_seconds=8, notebook_seconds=240).fitted(honest) == (8.0, 240.0)  # set here: stands

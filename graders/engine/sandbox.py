@@ -78,9 +78,7 @@ class GradingLimits(LoggingConfigurable):
     notebook_time_factor = Float(2.0, config=True, help="See fit_to_measured_time.")
     notebook_time_margin = Float(15.0, config=True, help="Seconds; see fit_to_measured_time.")
     cell_time_factor = Float(4.0, config=True, help="See fit_to_measured_time.")
-    cell_time_margin = Float(10.0, config=True, help=(
-        "Seconds; see fit_to_measured_time. Generous, so that a correct but slower solution (a Python loop) "
-        "is not stopped in a demo cell: the notebook limit bounds what a slow notebook costs."))
+    cell_time_margin = Float(3.0, config=True, help="Seconds; see fit_to_measured_time.")
     call_floor_seconds = Float(2.0, config=True, help=(
         "Seconds one call of a student function from a check may always run. A call may run "
         "max(call_floor_seconds, call_reference_factor x the reference's own time on the same inputs)."))
@@ -660,8 +658,9 @@ class KernelSession:
                     and self.settle(grace + 1)):
                 self.stop()
                 message += " (it ignored the interrupt, so the kernel was stopped and started again)"
-            if limit == own:  # the call's own budget stopped it, and the check fails for it: not the notebook's time
-                self.notebook_deadline += time.monotonic() - started
+            # the check fails for it already, whichever limit stopped it: not the notebook's time (so a training
+            # call that meets the notebook's end does not cost the checks after it their turn)
+            self.notebook_deadline += time.monotonic() - started
             raise RemoteError(TIMEOUT, message)
         if status == "died":
             raise RemoteError(KERNEL_DIED, "the kernel died while it ran")
