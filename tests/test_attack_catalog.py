@@ -146,10 +146,18 @@ def grade(course: str) -> dict:
     from graders.engine.sandbox import GradingLimits
     from graders.tooling.gradebook import course_db_url, exercise_scores, totals
 
+    saved = os.environ.get("NNFS_COURSE_ROOT")
     os.environ["NNFS_COURSE_ROOT"] = course
-    started = time.monotonic()
-    jobs = grade_class(ASSIGNMENTS, workers=2, root=Path(course), limits=GradingLimits(**LIMITS), out=io.StringIO())
-    seconds = time.monotonic() - started
+    try:
+        started = time.monotonic()
+        jobs = grade_class(ASSIGNMENTS, workers=2, root=Path(course), limits=GradingLimits(**LIMITS),
+                           out=io.StringIO())
+        seconds = time.monotonic() - started
+    finally:  # the course of the tests that run after this one in the same process is this clone again
+        if saved is None:
+            os.environ.pop("NNFS_COURSE_ROOT", None)
+        else:
+            os.environ["NNFS_COURSE_ROOT"] = saved
     rows = exercise_scores(course_db_url(Path(course)), "nn-from-scratch", ASSIGNMENTS)
     return {"seconds": seconds,
             "jobs": [{"student": j.student, "assignment": j.assignment, "status": j.status, "errors": list(j.errors),
