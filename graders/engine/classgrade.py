@@ -391,6 +391,14 @@ def _grade_all(root: Path, pending: list[Job], workers: int, limits: GradingLimi
         else:
             queue.append((job, notebook, executed, 0))
 
+    def saved(future) -> None:
+        job = saving.pop(future)
+        try:
+            _adopt(job, future.result())
+        except Exception as exc:  # noqa: BLE001 - a crash of ours: reported, the batch goes on
+            job.status, job.errors = "failed", (f"{type(exc).__name__}: {exc}",)
+        progress.update(job)
+
     try:
         while unsanitized or sanitizing or queue or running or saving:
             while len(running) < workers * 2 and (queue or (unsanitized and not sanitizing)):
@@ -417,12 +425,7 @@ def _grade_all(root: Path, pending: list[Job], workers: int, limits: GradingLimi
                     sanitized(future)
                     continue
                 if future in saving:
-                    job = saving.pop(future)
-                    try:
-                        _adopt(job, future.result())
-                    except Exception as exc:  # noqa: BLE001
-                        job.status, job.errors = "failed", (f"{type(exc).__name__}: {exc}",)
-                    progress.update(job)
+                    saved(future)
                     continue
                 job, notebook, executed, attempt = running.pop(future)
                 try:
@@ -443,12 +446,7 @@ def _grade_all(root: Path, pending: list[Job], workers: int, limits: GradingLimi
                     continue
                 progress.update(job)
             for future in [f for f in saving if f.done()]:  # saved here and now (one writer)
-                job = saving.pop(future)
-                try:
-                    _adopt(job, future.result())
-                except Exception as exc:  # noqa: BLE001
-                    job.status, job.errors = "failed", (f"{type(exc).__name__}: {exc}",)
-                progress.update(job)
+                saved(future)
             if broken:  # every job still in the broken pool is lost with it: run them again
                 for job, notebook, executed, attempt in running.values():
                     queue.append((job, notebook, executed, attempt + 1))
