@@ -460,6 +460,31 @@ class Tester:
             raise Failure(f"`{name}` returned normally where it must raise {exception.__name__}.",
                           inputs=self.describe_args(fn, args, kwargs), hint=hint)
 
+    def draws_only_from_rng(self, name: str, run: Callable, *, seeds: tuple = (7, 7, 8), hint: str) -> None:
+        """The student's `name` takes its randomness from the rng it is given, and only from it: generators
+        seeded alike give the same result, generators seeded differently different ones.
+
+        Inputs:
+          name: the contract function, for messages.
+          run: rng -> what a call of `name` with that rng gave, as an array (the ids drawn, history["loss"]).
+          seeds: three seeds, the first two equal.
+          hint: where the student should take their randomness from, for this function.
+        """
+        first, again, other = (np.asarray(run(np.random.default_rng(seed))) for seed in seeds)
+        self.require(first.shape == again.shape and np.array_equal(first, again),
+                     f"`{name}` gave different results for two generators seeded alike "
+                     f"(np.random.default_rng({seeds[0]})).",
+                     cause=f"`{name}` draws from np.random.* (NumPy's global state: np.random.choice, "
+                           "np.random.rand, ...), or from a new np.random.default_rng() made inside the function "
+                           "without a seed, instead of the rng it is given.",
+                     hint=hint)
+        self.require(first.shape != other.shape or not np.array_equal(first, other),
+                     f"`{name}` gave exactly the same results for generators seeded differently ({seeds[0]} and "
+                     f"{seeds[2]}): the rng argument is ignored.",
+                     cause="the function makes its own generator with a fixed seed (rng = np.random.default_rng(0)) "
+                           "or calls np.random.seed, so every run is the same whatever rng it is given.",
+                     hint="use the rng you are given instead of making one.")
+
     def require(self, condition: bool, summary: str, **fields) -> None:
         if not condition:
             raise Failure(summary, **fields)

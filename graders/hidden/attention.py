@@ -38,10 +38,10 @@ from ..visible.attention import (
     _train_and_measure,
     _train_char_lm,
     _windows,
-    draws_only_from_the_rng,
+    SAMPLING_FROM_RNG,
 )
 from . import generates
-from .backprop import _losses_of, draws_only_from_rng
+from .backprop import TRAINING_FROM_RNG, _losses_of
 
 _, hidden = checks_for("04_attention")
 
@@ -771,8 +771,8 @@ def randomness_only_from_the_rng_given(t):
     data_rng = np.random.default_rng(5)
     X_train, Y_train = _reversal(data_rng, 64, 5, 6)
     X_val, Y_val = _reversal(data_rng, 16, 5, 6)
-    draws_only_from_rng(t, "train_sequence_model", lambda rng: _losses_of(t, "train_sequence_model", t.call(
-        "train_sequence_model", X_train, Y_train, X_val, Y_val, rng)))
+    t.draws_only_from_rng("train_sequence_model", lambda rng: _losses_of(t, "train_sequence_model", t.call(
+        "train_sequence_model", X_train, Y_train, X_val, Y_val, rng)), hint=TRAINING_FROM_RNG)
 
 
 # -- Part 7: a tiny GPT -----------------------------------------------------------------------------------------
@@ -927,8 +927,8 @@ def greedy_decoding_of_a_memorised_string(t):
 def randomness_only_from_the_rng_given_to_train_char_lm(t):
     """three runs of 3 steps: rngs seeded alike train alike, rngs seeded differently do not"""
     ids, V = _phrase_ids(PHRASE_FOR_RNG, 3)
-    draws_only_from_the_rng(t, "train_char_lm", lambda rng: _losses_of(t, "train_char_lm", t.call(
-        "train_char_lm", ids, V, rng, steps=3)))
+    t.draws_only_from_rng("train_char_lm", lambda rng: _losses_of(t, "train_char_lm", t.call(
+        "train_char_lm", ids, V, rng, steps=3)), hint=TRAINING_FROM_RNG)
 
 
 
@@ -995,8 +995,8 @@ def temperature_flattens_and_sharpens(t):
 def sampling_draws_from_the_rng_and_reads_the_context(t):
     """equal seeds agree, other seeds differ; with context=3 only the last 3 tokens reach the model"""
     prompt = t.rng.integers(0, 4, size=(100, 3))
-    draws_only_from_the_rng(t, "sample", lambda rng: t.call("sample", BigramModel(MEMORISED), prompt, 4, rng,
-                                                             temperature=1.5, top_k=3))
+    t.draws_only_from_rng("sample", lambda rng: t.call("sample", BigramModel(MEMORISED), prompt, 4, rng,
+                                                       temperature=1.5, top_k=3), hint=SAMPLING_FROM_RNG)
     got = t.call("sample", BigramModel(MEMORISED, 3), prompt[:4], 5, np.random.default_rng(0), context=3)
     t.require(isinstance(got, np.ndarray) and got.shape == (4, 8) and np.array_equal(got[:, :3], prompt[:4]),
               "sample(..., context=3) must return the prompt (4, 3) followed by 5 new tokens, (4, 8).",

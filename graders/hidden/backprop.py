@@ -924,9 +924,9 @@ def drills_on_another_problem(t):
 def drills_draw_only_from_the_rng(t):
     """rngs seeded alike give the same drills, rngs seeded differently different ones"""
     X, y = _standardized_digits(t)
-    draws_only_from_rng(t, "sanity_checks", lambda rng: t.array(t.part(
+    t.draws_only_from_rng("sanity_checks", lambda rng: t.array(t.part(
         t.call("sanity_checks", X[:200], y[:200], rng, steps=10), lambda r: r["small_losses"], "sanity_checks"),
-        'result["small_losses"]'))
+        'result["small_losses"]'), hint=TRAINING_FROM_RNG)
 
 
 @hidden("train_mlp")
@@ -948,29 +948,9 @@ def reaches_97_percent_on_the_digits(t):
               hint="record the loss of every step, in order.")
 
 
-def draws_only_from_rng(t, name: str, run, seeds=(7, 7, 8)) -> None:
-    """The student's `name` takes its randomness from the rng it is given, and only from it: generators seeded
-    alike give the same result, generators seeded differently different ones.
-
-    Inputs:
-      name: the contract function, for messages.
-      run: rng -> what a call of `name` with that rng gave, as an array (e.g. its history["loss"]).
-      seeds: three seeds, the first two equal.
-    """
-    first, again, other = (run(np.random.default_rng(seed)) for seed in seeds)
-    t.require(first.shape == again.shape and np.array_equal(first, again),
-              f"`{name}` gave different results for two generators seeded alike (np.random.default_rng({seeds[0]})).",
-              cause=f"`{name}` draws from somewhere other than rng: np.random.* (the global state), or a new "
-                    "np.random.default_rng() made inside the function without a seed.",
-              hint="draw every random number (initialization, shuffling, dropout) from the rng argument, and pass "
-                   "that rng on to the functions that need one.")
-    t.require(first.shape != other.shape or not np.array_equal(first, other),
-              f"`{name}` gave exactly the same results for generators seeded differently ({seeds[0]} and "
-              f"{seeds[2]}): the rng argument is ignored.",
-              cause="the function makes its own generator with a fixed seed (rng = np.random.default_rng(0)) or "
-                    "calls np.random.seed, so every run is the same whatever rng it is given.",
-              hint="use the rng you are given (pass it to init_mlp, to rng.permutation for the shuffling, ...) "
-                   "instead of making one.")
+#: where a training function takes its randomness from, for the message of a check that it uses only its rng
+TRAINING_FROM_RNG = ("draw every random number (initialization, shuffling, dropout) from the rng argument, and pass "
+                     "that rng on to the functions that need one.")
 
 
 def _losses_of(t, name: str, result) -> np.ndarray:
@@ -983,8 +963,8 @@ def _losses_of(t, name: str, result) -> np.ndarray:
 def randomness_only_from_the_rng_given(t):
     """200 training images, three runs: rngs seeded alike train alike, rngs seeded differently do not"""
     X_train, X_val, y_train, y_val = _digits_split(t)
-    draws_only_from_rng(t, "train_mlp", lambda rng: _losses_of(t, "train_mlp", t.call(
-        "train_mlp", X_train[:200], y_train[:200], X_val[:50], y_val[:50], rng)))
+    t.draws_only_from_rng("train_mlp", lambda rng: _losses_of(t, "train_mlp", t.call(
+        "train_mlp", X_train[:200], y_train[:200], X_val[:50], y_val[:50], rng)), hint=TRAINING_FROM_RNG)
 
 
 @generates("backprop_digits_split")
