@@ -54,6 +54,10 @@ c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 # Solutions for self-study: the source with its markup, outputs cleared and not executed, so that the
 # committed solutions/ is exactly what the build makes (executing would bake figures and timings into git).
 c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearMarkScheme]
+# A written answer's TA rubric sits in its own answer cell (### BEGIN/END MARK SCHEME): solutions/ keep the model
+# answer and drop the rubric. nbgrader accepts a mark scheme only in a "task" cell unless this is off; the release
+# never sees the rubric either way (ClearSolutions replaces the whole answer cell with "YOUR ANSWER HERE").
+c.ClearMarkScheme.enforce_metadata = False
 
 # Student code runs only in the grading sandbox: SandboxedExecute (graders/engine/preprocessor.py) takes the
 # place of nbgrader's Execute, so `nbgrader autograde`, formgrader's Autograde button and `./course grade` (whose

@@ -238,6 +238,7 @@ def base_notebook(attack: Attack, assignment: str):
 
 def expected_score(attack: Attack, assignment: str, maxima: dict[str, float] | None = None) -> float:
     """What `attack` must score on `assignment`: the max scores of the exercises it answers and leaves intact.
+    Autograded points only: a written answer (a `written_<topic>` cell) waits for a TA, so no attack earns it.
 
     maxima: exercise -> max score (the gradebook's; default: the source notebook's)."""
     maxima = maxima if maxima is not None else exercise_maxima(assignment)

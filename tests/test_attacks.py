@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from tests.helpers import copy_course
-from graders.tooling.course import course_root, notebook_path, read_notebook, total_points
+from graders.tooling.course import autograded_points, course_root, notebook_path, read_notebook
 from graders.tooling.gradebook import course_db_url, exercise_scores, totals
 from graders.engine.sandbox import ONE_BLAS_THREAD
 from tests.attacks import attacks, base_notebook, expected_score
@@ -131,7 +131,7 @@ def test_attack_earns_nothing_unearned_under_nbgrader_autograde(graded, attack):
 
 def test_attacks_damage_nothing(graded):
     assert graded["sandboxed"]["changed"] == [[], []]
-    control = total_points("01_neuron")
+    control = autograded_points("01_neuron")  # its written answer waits for a TA
     assert graded["sandboxed"]["scores"][CONTROL] == control, "an attack spoiled the grading of an honest notebook"
 
 

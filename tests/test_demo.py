@@ -1,6 +1,7 @@
 """The README's main job, end to end through real nbgrader, in a scratch copy of the course.
 
-It proves: each source notebook (ada hands it in verbatim) runs clean and earns full marks; each release
+It proves: each source notebook (ada hands it in verbatim) runs clean and earns every autograded point (its
+written answers wait for a TA, and count in the maximum); each release
 notebook (dev hands it in untouched) runs without crashing the grader and earns 0; the example class gets
 exactly its expected scores; feedback and CSVs are written and never show hidden test code; the self-check
 gives a self-learner the same verdict without a gradebook.
@@ -18,7 +19,7 @@ import pytest
 
 from tests.helpers import copy_course
 from tests.postgres import shared_server
-from graders.tooling.course import course_root
+from graders.tooling.course import course_root, total_points
 from graders.tooling.examples import load_class
 from graders.tooling.gradebook import set_course_db_url
 from graders.engine.sandbox import ONE_BLAS_THREAD
@@ -60,10 +61,13 @@ def test_the_example_class_gets_exactly_its_expected_scores(demo):
     course, _, _ = demo
     expected = load_class(ROOT).EXPECTED_SCORES
     with open(course / "reports" / "grades.csv", newline="") as handle:
-        got = {(row["assignment"], row["student_id"]): float(row["score"]) for row in csv.DictReader(handle)}
+        rows = list(csv.DictReader(handle))
+    got = {(row["assignment"], row["student_id"]): float(row["score"]) for row in rows}
     for assignment, students in expected.items():
         for student, score in students.items():
             assert got.get((assignment, student), 0.0) == score, f"{assignment}/{student}"
+    # nbgrader's maximum counts the written answers, which no autograded score includes yet
+    assert {(row["assignment"], float(row["max_score"])) for row in rows} == {(a, total_points(a)) for a in expected}
 
 
 def test_source_notebooks_run_clean_and_release_notebooks_score_zero(demo):
@@ -124,6 +128,7 @@ def test_selfcheck_gives_a_self_learner_the_same_verdict(demos):
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "total                              36/53" in run.stdout
+    assert "plus 2 points of written answers a TA grades (written_loss_floor)" in run.stdout
     assert "N = 4 times too large" in run.stdout and "must be 0 (use z > 0" in run.stdout
     assert "hidden=True" not in run.stdout
     broken = course / "submitted" / "eve" / "01_neuron" / "neuron.ipynb"

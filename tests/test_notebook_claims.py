@@ -189,6 +189,33 @@ def test_01_bce_example_and_first_loss():
     assert_rounds_to(table, losses[0])
 
 
+def test_01_written_answer_loss_floor():
+    """The model answer of Question 4.4: the figure's clouds are not linearly separable, the fit gets 7 wrong, the
+    loss flattens at its floor; on separable clouds the weights keep growing and the loss keeps falling."""
+    md, ref = markdown("01_neuron"), reference("01_neuron")
+    wrong, floor, at_300, later, extra = stated(
+        r"\(the trained boundary gets (\d+) of them wrong\).*about `<num>` for this data \(it is `<num>` at step 300, "
+        r"and (\d+) more steps lower it only to `<num>`\)", md)
+    data_rng = np.random.default_rng(7)                     # the data of the notebook's figure
+    X = np.vstack([data_rng.normal([-1.0, -0.5], 0.8, size=(100, 2)), data_rng.normal([1.2, 0.8], 0.8, size=(100, 2))])
+    y = np.repeat([0.0, 1.0], 100)
+    train = ref["train_logistic_regression"]
+    w, b, losses = train(X, y, lr=0.5, steps=300)
+    assert np.sum(((X @ w + b) > 0) != (y == 1)) == int(wrong)
+    assert_rounds_to(at_300, losses[-1])
+    assert_rounds_to(floor, losses[-1])
+    assert_rounds_to(extra, train(X, y, lr=0.5, steps=300 + int(later))[2][-1])
+    linprog = pytest.importorskip("scipy.optimize").linprog
+    margins = -(2 * y - 1)[:, None] * np.hstack([X, np.ones((200, 1))])   # every point on its side, by a margin
+    assert linprog(np.zeros(3), A_ub=margins, b_ub=-np.ones(200), bounds=[(None, None)] * 3).status == 2  # none
+    apart = X + np.where(y[:, None] == 1, 2.0, -2.0)        # the same clouds, pulled apart: separable
+    runs = [train(apart, y, lr=0.5, steps=n) for n in (100, 1000, 10000)]
+    norms = np.array([np.linalg.norm(w) for w, _, _ in runs])
+    growth = np.diff(norms)                                 # per tenfold steps: "like the logarithm"
+    assert np.all(growth > 0.5) and growth.max() < 1.3 * growth.min(), norms
+    assert all(later[-1] < earlier[-1] / 5 for (_, _, earlier), (_, _, later) in zip(runs, runs[1:]))
+
+
 # ---- 02 The MLP (read-only here: its owner fixes its text) ------------------------------------------------------
 
 SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
@@ -335,6 +362,31 @@ def test_02_predict_and_accuracy_example():
     decisions = np.argmax(array(logits), axis=1)
     assert np.array_equal(decisions, array(pred))
     assert_rounds_to(acc, accuracy(decisions, array(y).astype(int)))
+
+
+def test_02_written_answer_depth_line():
+    """The model answer of Question 4.3: the moons are not linearly separable; the no-hidden-layer network gets 90%
+    of them, the ReLU network 100% (the figure's training); without ReLUs the deep network is one linear map."""
+    md, ref = markdown("02_mlp"), reference("02_mlp")
+    line, deep = stated(r"the trained line gets\s+(\d+)% of the points right, while the ReLU network, whose layers fold "
+                        r"the plane, gets (\d+)%", md)
+    namespace = dict(ref)
+    setup = [c.source for c in _cells("02_mlp") if c.cell_type == "code" and "def train_toy(" in c.source]
+    assert len(setup) == 1
+    exec(setup[0].split("grid_moons")[0], namespace)        # two_moons, train_toy and the figure's data
+    X, y = namespace["X_moons"], namespace["y_moons"]
+    for sizes, percent in (([2, 2], line), ([2, 16, 16, 2], deep)):
+        trained = namespace["train_toy"](ref["init_mlp"](sizes, np.random.default_rng(0)), X, y)
+        assert round(100 * ref["accuracy"](ref["predict"](X, trained), y)) == int(percent), sizes
+    linprog = pytest.importorskip("scipy.optimize").linprog
+    margins = -(2 * y - 1)[:, None] * np.hstack([X, np.ones((len(y), 1))])
+    assert linprog(np.zeros(3), A_ub=margins, b_ub=-np.ones(len(y)), bounds=[(None, None)] * 3).status == 2
+    params = ref["init_mlp"]([2, 16, 16, 2], np.random.default_rng(1))
+    x = np.random.default_rng(2).normal(size=(5, 2))
+    linear = ((x @ params["W1"] + params["b1"]) @ params["W2"] + params["b2"]) @ params["W3"] + params["b3"]
+    W = params["W1"] @ params["W2"] @ params["W3"]
+    b = params["b1"] @ params["W2"] @ params["W3"] + params["b2"] @ params["W3"] + params["b3"]
+    assert np.allclose(linear, x @ W + b)                   # the model answer's one linear map
 
 
 # ---- 03 Backprop ------------------------------------------------------------------------------------------------
@@ -547,6 +599,38 @@ def test_03_digits_split_and_log_c():
     assert_rounds_to(log_c, math.log(classes))
 
 
+@pytest.mark.slow  # nine runs of 150 full-batch steps (a few seconds on one core)
+def test_03_written_answer_learning_rate_sweep():
+    """The model answer of Question 6.3, from the diagnosis figure's own `gd_curve` on the reference."""
+    md, namespace = markdown("03_backprop"), reference("03_backprop")
+    with np.load(notebook_path("03_backprop", "source").parent / "digits_split.npz") as split:
+        namespace.update(X_train=split["X_train"].astype(np.float64), y_train=split["y_train"].astype(np.int64))
+    cell = [c.source for c in _cells("03_backprop") if c.cell_type == "code" and "def gd_curve(" in c.source]
+    assert len(cell) == 1
+    exec(cell[0].split("def plot_diagnosis")[0], namespace)
+    (start, slow, good, peak, peak_step, lowest, passed, passed_step, dead, spike_34, dead_34) = stated(
+        r"the loss falls steadily but slowly, from `<num>` to only `<num>` in 150 steps.*falls smoothly at every "
+        r"step, to `<num>`.*the loss climbs to about `<num>` at step (\d+), then comes back down and happens to end "
+        r"lowest of all, at `<num>`\. At `lr = 3.6` it never comes back: the loss passes `<num>` at step (\d+) and "
+        r"grows off the chart, and `(\d+)%` of the hidden ReLUs end dead.*at `lr = 3.4` the loss spikes to about "
+        r"`<num>` and `(\d+)%` of the units die", md)
+    runs = {lr: namespace["gd_curve"](lr) for lr in (0.005, 0.5, 3.3, 3.4, 3.5, 3.6)}
+    losses = {lr: np.array(curve) for lr, (curve, _) in runs.items()}
+    assert_rounds_to(start, losses[0.005][0])
+    assert_rounds_to(slow, losses[0.005][-1])
+    assert np.all(np.diff(losses[0.005]) < 0) and np.all(np.diff(losses[0.5]) < 0)   # steadily, smoothly
+    assert_rounds_to(good, losses[0.5][-1])
+    assert np.argmax(losses[3.3]) == int(peak_step)
+    assert order_of_magnitude(losses[3.3].max() / float(peak)) == 0 and f"{losses[3.3].max():.1e}" == "2.6e+05"
+    assert_rounds_to(lowest, losses[3.3][-1])
+    assert lowest == min((f"{curve[-1]:.2g}" for curve in losses.values()), key=float)   # lowest of all
+    assert np.argmax(losses[3.6] > float(passed)) == int(passed_step) and losses[3.6][-1] > 1e7  # off the chart
+    assert round(100 * runs[3.6][1]) == int(dead) and runs[3.3][1] == 0
+    assert order_of_magnitude(losses[3.4].max()) == order_of_magnitude(float(spike_34))
+    assert round(100 * runs[3.4][1]) == int(dead_34)
+    assert losses[3.5][-1] > losses[3.5][0]                 # "ends far above where it started"
+
+
 # ---- 04 Attention (read-only here except train_sequence_model's docstring) --------------------------------------
 
 def test_04_attention_example():
@@ -677,6 +761,29 @@ def test_04_train_sequence_model_docstring_names_what_history_holds():
     assert '"val_accuracy" (a list holding one float: the validation token accuracy after training)' in doc
 
 
+def test_04_written_answer_dbk_is_zero_and_dbq_is_not():
+    """The model answer of Question 2.3: the output does not depend on bk, dbk is 0 up to rounding (about 1e-15)
+    with no mask, a causal mask, a padding mask and a sequence with nothing to attend; dbq is not 0."""
+    md, ref = markdown("04_attention"), reference("04_attention")
+    (rounding,) = stated(r"its gradient is 0, up to rounding \(about `<num>` in float64\)", md)
+    rng = np.random.default_rng(0)
+    N, T, D, H = 2, 5, 8, 2
+    X = rng.normal(size=(N, T, D))
+    params = {name: rng.normal(0, 0.5, (D, D)) for name in ("Wq", "Wk", "Wv", "Wo")}
+    params.update({name: rng.normal(0, 0.5, D) for name in ("bq", "bk", "bv", "bo")})
+    padding = np.ones((N, 1, 1, T), dtype=bool)
+    padding[0, ..., 3:] = False
+    nothing = padding.copy()
+    nothing[1] = False                                      # every query of sequence 1 has nothing to attend
+    for mask in (None, ref["causal_mask"](T), padding, nothing):
+        out, cache = ref["mha_forward"](X, params, H, mask)
+        _, grads = ref["mha_backward"](rng.normal(size=out.shape), cache)
+        assert order_of_magnitude(np.abs(grads["bk"]).max()) <= order_of_magnitude(float(rounding))
+        assert np.abs(grads["bq"]).max() > 1
+        shifted = dict(params, bk=params["bk"] + rng.normal(0, 3, D))
+        assert np.allclose(ref["mha_forward"](X, shifted, H, mask)[0], out, rtol=0, atol=1e-12)
+
+
 # ---- 05 Gating --------------------------------------------------------------------------------------------------
 
 def test_05_gate_examples():
@@ -774,6 +881,39 @@ def test_05_vanishing_gradient_picture():
     rnn, gru = namespace["norms_rnn"], namespace["norms_gru"]
     assert order_of_magnitude(rnn[-1] / rnn[0]) == order_of_magnitude(float(times))
     assert gru[-1] / gru[0] < 100                           # the GRU's decays far more slowly
+
+
+def test_05_written_answer_rnn_chance_numbers():
+    """The model answer of Question 4.3: at `train_gated_memory`'s initialization (std 1/sqrt(V) and 0.5/sqrt(H),
+    update-gate bias 3), the gradient from the last state reaches the key at less than 1e-12 of its size through
+    the RNN in every one of 20 draws (halving per step) and at about 0.1 through the GRU (their median)."""
+    md, ref = markdown("05_gating"), reference("05_gating")
+    rnn_ratio, gru_ratio = stated(r"the gradient that reaches the key is less than `<num>` of the one at the last step", md)[0], \
+        stated(r"and about `<num>` of the last step's gradient reaches the key", md)[0]
+    copied, = stated(r"`sigmoid\(3\)\^50 ≈ <num>`", md)
+    log4, = stated(r"a loss of `log 4 ≈ <num>`", md)
+    X, _ = ref["make_memory_task"](64, np.random.default_rng(5))
+    V, H = int(X.max()) + 1, 32
+    X1 = np.eye(V)[X]
+    rnn, gru = [], []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        rnn_params = {"Wx": rng.normal(0, 1 / np.sqrt(V), (V, H)), "Wh": rng.normal(0, 0.5 / np.sqrt(H), (H, H)),
+                      "b": np.zeros(H)}
+        gru_params = {"Wx": rng.normal(0, 1 / np.sqrt(V), (V, 3 * H)), "Wh": rng.normal(0, 0.5 / np.sqrt(H), (H, 3 * H)),
+                      "bx": np.concatenate([np.zeros(H), 3 * np.ones(H), np.zeros(H)]), "bh": np.zeros(3 * H)}
+        dH = np.zeros((64, X.shape[1], H))
+        dH[:, -1] = rng.normal(size=(64, H))
+        for ratios, forward, backward, params in ((rnn, "rnn_forward", "rnn_backward", rnn_params),
+                                                   (gru, "gru_forward", "gru_backward", gru_params)):
+            dX = ref[backward](dH, ref[forward](X1, np.zeros((64, H)), params)[1])[0]
+            norms = np.linalg.norm(dX, axis=2).mean(axis=0)
+            ratios.append(norms[0] / norms[-1])
+    assert max(rnn) < float(rnn_ratio)
+    assert 0.4 < np.median(rnn) ** (1 / 50) < 0.6                   # "it halves, roughly, at every step"
+    assert_rounds_to(gru_ratio, np.median(gru))
+    assert_rounds_to(copied, ref["sigmoid"](3.0) ** 50)
+    assert_rounds_to(log4, math.log(4))
 
 
 @pytest.mark.slow  # trains a model (about a second on one core)
@@ -1070,3 +1210,127 @@ def test_04_greedy_decoding_of_the_story_model_loops():
     written = ref["decode"](ref["generate_greedy"](model, prompt, 120, context=16)[0], vocab)
     tail = written[-60:]
     assert any(tail[period:] == tail[:-period] for period in range(1, 30)), written   # one phrase, over and over
+
+
+# ---- Issue 11, the pictures before the code (01 hyperplane, 02 regions and losses, 04 one-hot times E, 03 MSE) ----
+
+def test_01_hyperplane_diagram_distances():
+    text, neuron = " ".join(markdown("01_neuron").split()), reference("01_neuron")["neuron"]
+    namespace = {"np": np}
+    exec(_given_cell("01_neuron", "def level_line(").split("\n# the foot")[0], namespace)
+    w, b = namespace["w_demo"], namespace["b_demo"]
+    w_text, b_text, norm, offset, step = stated(r"For `w = <list>` and `b = <num>` below, `\|w\| = <num>`, so the "
+                                                r"dashed line passes `\|b\| / \|w\| = <num>` from the origin and each "
+                                                r"further `<num>` along `w` adds 0\.5 to the output", text)
+    assert np.array_equal(array(w_text), w) and float(b_text) == b
+    assert_rounds_to(norm, np.linalg.norm(w))
+    assert_rounds_to(offset, abs(b) / np.linalg.norm(w))
+    assert_rounds_to(step, 0.5 / np.linalg.norm(w))
+    unit = w / np.linalg.norm(w)
+    foot = -b * w / np.dot(w, w)
+    assert neuron(foot, w, b) == pytest.approx(0.0, abs=1e-12)
+    for k in range(1, 5):                                # each step along w adds 0.5, on the diagram's lines too
+        point = foot + k * (0.5 / np.linalg.norm(w)) * unit
+        assert neuron(point, w, b) == pytest.approx(0.5 * k)
+        on_line = np.stack([namespace["grid"], namespace["level_line"](0.5 * k)], axis=1)
+        assert np.allclose(on_line @ w + b, 0.5 * k)
+
+
+def test_02_recorded_regions_are_what_the_reference_draws_and_depth_wins():
+    """mlp_figures.npz (the region picture before Exercise 2.3) holds what the reference layers and the notebook's
+    figure cell compute today; rewrite it with graders.hidden.mlp.write_figure_recordings()."""
+    from graders.hidden.mlp import FIGURES_FILE, figure_recordings
+    with np.load(notebook_path("02_mlp", "source").parent / FIGURES_FILE) as recorded:
+        shipped = {name: recorded[name] for name in recorded.files}
+    fresh = figure_recordings()
+    assert set(shipped) == set(fresh) == {"regions_0", "regions_1", "regions_2"}
+    for name, value in fresh.items():
+        assert np.array_equal(shipped[name], value), name
+    one, deep, wide = (int(shipped[f"regions_{k}"].max()) + 1 for k in range(3))
+    text = " ".join(markdown("02_mlp").split())
+    assert "With the same 12 units, the two-layer network has more regions than the wide one" in text
+    assert deep > wide and one <= 1 + 6 + math.comb(6, 2)
+    assert text.count("(recorded)") == 1 and "Picture again: how your layers fold the plane" in text
+
+
+def test_02_loss_pictures_before_the_code():
+    text, ref = " ".join(markdown("02_mlp").split()), reference("02_mlp")
+    p0, p1, log3 = stated(r"The two rows of the small example sit at `p = <num>` and `p = <num>`, where the curve "
+                          r"reads their surprises, and the loss is their mean \(dashed\)\. The dotted line is "
+                          r"`log 3 = <num>`", text)
+    logits, y = np.array([[2.0, 1.0, 0.1], [0.0, 0.0, 3.0]]), np.array([0, 2])
+    probs = ref["softmax"](logits)[np.arange(2), y]
+    assert_all_round_to([p0, p1], probs)
+    assert_rounds_to(log3, math.log(3))
+    assert ref["cross_entropy"](logits, y) == pytest.approx(np.mean(-np.log(probs)))
+    namespace = {"np": np}
+    exec(_given_cell("02_mlp", "def vote_shares(").split("\ndef draw_softmax_picture")[0], namespace)
+    exec(_given_cell("02_mlp", "p_rows = np.array([vote_shares").split("fig, ax")[0], namespace)
+    assert np.allclose(namespace["p_rows"], probs)
+    errors, mean = stated(r"sit on the parabola below at errors (\d+, \d+ and \d+); their mean, the dashed line, is "
+                          r"`4/3 = <num>`", text)
+    pred, target = np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 3.0])
+    assert [int(e) for e in numbers(errors)] == list(pred - target)
+    assert_rounds_to(mean, ref["mse_loss"](pred, target))
+
+
+def test_04_one_hot_times_e_picture():
+    text, ref = " ".join(markdown("04_attention").split()), reference("04_attention")
+    ids, vocab, width, t, v, d, product = stated(r"for the small example's `ids = <list>` and a made-up `E` of `V = "
+                                                 r"(\d+)` tokens and `D = (\d+)` columns.*?without multiplying "
+                                                 r"`(\d+) · (\d+) · (\d+) = (\d+)` numbers", text)
+    namespace = {"np": np}
+    exec(_given_cell("04_attention", "one_hot_demo = ").split("\ndef draw_one_hot_product")[0], namespace)
+    ids_demo, E, one_hot = namespace["ids_demo"], namespace["E_demo"], namespace["one_hot_demo"]
+    assert np.array_equal(array(ids), ids_demo) and "`ids = [2, 0, 2]`, `dout = " in text   # the small example's
+    assert E.shape == (int(vocab), int(width)) and (int(t), int(v), int(d)) == one_hot.shape + E.shape[1:]
+    assert int(product) == one_hot.shape[0] * one_hot.shape[1] * E.shape[1]
+    assert np.array_equal(one_hot.sum(axis=1), np.ones(len(ids_demo)))
+    assert np.array_equal(one_hot @ E, ref["embedding_forward"](ids_demo, E)[0])
+
+
+def test_03_mse_backward_example():
+    text, ref = " ".join(markdown("03_backprop").split()), reference("03_backprop")
+    pred, target, diff, m, loss, dpred = stated(r"`pred = <list>`, `target = <list>`: `pred - target = <list>`, "
+                                                r"`M = (\d+)`, the loss is `\(0\.25 \+ 1 \+ 1\) / 6 = <num>`, and "
+                                                r"`dpred = 2 \(pred - target\) / 6 = <list>`", text)
+    pred, target = array(pred), array(target)
+    assert np.array_equal(pred - target, array(diff)) and int(m) == pred.size == 6
+    assert 0.25 + 1 + 1 == np.sum((pred - target) ** 2)
+    assert_rounds_to(loss, np.mean((pred - target) ** 2))
+    got = ref["mse_backward"](pred, target)
+    assert_all_round_to(numbers(dpred), got)
+    nudged_loss, rise, slope, predicted = stated(r"`pred\[0, 2\] = 1\.01` gives a loss of `<num>`, up by `<num>`, "
+                                                 r"where the gradient predicts `<num> · 0\.01 = <num>` \(the rest is "
+                                                 r"the curvature, `0\.01² / 6`\)", text)
+    nudged = pred.copy()
+    nudged[0, 2] += 0.01
+    assert pred[0, 2] + 0.01 == pytest.approx(1.01)
+    assert_rounds_to(nudged_loss, np.mean((nudged - target) ** 2))
+    assert_rounds_to(rise, np.mean((nudged - target) ** 2) - np.mean((pred - target) ** 2))
+    assert_rounds_to(slope, got[0, 2])
+    assert_rounds_to(predicted, got[0, 2] * 0.01)
+    assert (np.mean((nudged - target) ** 2) - np.mean((pred - target) ** 2)) - got[0, 2] * 0.01 == \
+        pytest.approx(0.01 ** 2 / 6)
+    batch_only, factor = stated(r"Dividing by the batch size `N = 2` instead of `M = 6` would give `<list>`: (\d+) "
+                                r"times too large", text)
+    assert np.allclose(array(batch_only), 2 * (pred - target) / pred.shape[0])
+    assert int(factor) == pred.size // pred.shape[0]
+    head = " ".join(_cells("03_backprop")[0].source.split())
+    assert "| 2. Where the gradient starts | `softmax_cross_entropy`, `mse_backward` | 7 |" in head
+
+
+def test_04_dbk_is_zero_up_to_rounding_some_15_orders_below_dbq():
+    text = " ".join(markdown("04_attention").split())
+    stated(r"\*\*`dbk` is zero, up to rounding\*\* \(in float64 its entries are some 15 orders of magnitude smaller "
+           r"than those of `dbq`\)", text)
+    ref, ratios = reference("04_attention"), []
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        N, T, D, H = 2, 5, 8, 2
+        params = {k: rng.normal(size=(D, D)) for k in ("Wq", "Wk", "Wv", "Wo")}
+        params.update({k: rng.normal(size=D) for k in ("bq", "bk", "bv", "bo")})
+        out, cache = ref["mha_forward"](rng.normal(size=(N, T, D)), params, H)
+        _, grads = ref["mha_backward"](rng.normal(size=out.shape), cache)
+        ratios.append(np.abs(grads["bk"]).max() / np.abs(grads["bq"]).max())
+    assert order_of_magnitude(np.median(ratios)) == -15 and max(ratios) < 1e-13

@@ -1,7 +1,8 @@
 """The source notebooks follow the course's rules, and release/ and solutions/ are exactly what the build makes.
 
 Rules (CONTRIBUTING.md): solution and setup cells hold definitions only; every test cell is a two-line call
-of `check` for an exercise that has checks at that level; the stated total is the sum of the points; every
+of `check` for an exercise that has checks at that level; the stated total is the sum of the points (test cells
+and written answers); every
 function of the contract (source/CONTRACT.md) is an exercise.
 """
 import ast
@@ -13,7 +14,8 @@ import pytest
 
 from graders.tooling.authoring import notebook_to_text, text_to_notebook
 from graders.tooling.build import build
-from graders.tooling.course import available_assignments, course_root, nbgrader_meta, notebook_path, read_notebook, graded_cells
+from graders.tooling.course import (available_assignments, course_root, nbgrader_meta, notebook_path, read_notebook,
+                                    graded_cells, total_points, written_cells)
 import graders.hidden  # noqa: F401  (registers the hidden checks)
 from graders.checks.registry import checks
 
@@ -67,10 +69,34 @@ def test_test_cells_call_registered_checks_and_points_add_up(assignment):
         assert cell.points > 0
     stated = re.search(r"\*\*Total: (\d+) points\*\*", nb.cells[0].source)
     assert stated, "the first cell must state **Total: N points**"
-    assert int(stated.group(1)) == sum(c.points for c in cells)
+    assert int(stated.group(1)) == total_points(assignment), "the stated total counts test cells and written answers"
     levels = {(c.exercise, c.level) for c in cells}
     for exercise in {c.exercise for c in cells}:
         assert {(exercise, "visible"), (exercise, "hidden")} <= levels, f"{exercise}: a visible and a hidden cell"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_written_answers_are_manually_graded_cells_whose_rubric_stays_in_source(assignment):
+    """A written answer is an nbgrader manually graded markdown cell (`written_<topic>`, 2-3 points) after its
+    question; the source holds a model answer and a TA rubric (a mark scheme region), the release only nbgrader's
+    stub, and solutions/ the model answer without the rubric."""
+    source = read_notebook(notebook_path(assignment))
+    released = {nbgrader_meta(c).get("grade_id"): c for c in read_notebook(notebook_path(assignment, "release")).cells}
+    solved = {nbgrader_meta(c).get("grade_id"): c for c in read_notebook(notebook_path(assignment, "solutions")).cells}
+    for index, cell in enumerate(source.cells):
+        meta = nbgrader_meta(cell)
+        if not (meta.get("grade") and meta.get("solution")):
+            continue
+        assert cell.cell_type == "markdown", f"{meta['grade_id']}: a graded answer cell must be markdown"
+        assert {"grade_id", "locked", "points", "schema_version"} <= meta.keys() and not meta["locked"]
+        assert meta["grade_id"].startswith("written_") and 2 <= meta["points"] <= 3, meta
+        assert source.cells[index - 1].cell_type == "markdown" and not nbgrader_meta(source.cells[index - 1]), \
+            f"{meta['grade_id']}: a markdown question cell goes right before its answer cell"
+        model, rubric = cell.source.split("### BEGIN MARK SCHEME\n")
+        assert model.strip() and rubric.strip().endswith("### END MARK SCHEME"), meta["grade_id"]
+        assert released[meta["grade_id"]].source == "YOUR ANSWER HERE"
+        assert solved[meta["grade_id"]].source.strip() == model.strip()
+    assert len(written_cells(source)) <= 2
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

@@ -5,7 +5,9 @@ A screenshot of the page goes to test-artifacts/report/."""
 from __future__ import annotations
 
 import csv
+import html
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from graders.engine.sandbox import ONE_BLAS_THREAD
+from graders.tooling.course import total_points, written_points
 from graders.tooling.gradebook import course_db_url, set_course_db_url
 from tests.browser import CHROMIUM_ARGS, VIEWPORT, chromium_path, why_no_browser
 from tests.helpers import COURSE, copy_course
@@ -102,6 +105,10 @@ def test_it_prints_where_it_wrote_and_counts_what_the_gradebook_holds(reported):
     passes = {(r["exercise"], r["level"]): int(r["count"]) for r in rows if r["section"] == "pass_rate"}
     assert passes == gradebook_passes(course)
     assert passes[("sigmoid", "hidden")] < passes[("sigmoid", "visible")]  # the overflow only hidden checks catch
+    # the maximum counts the written answer; the four that answered it (ada, ben, cleo and her copy) wait for a TA
+    summary = html.unescape(re.search(r'id="summary">(.*?)</p>', (folder / "report.html").read_text()).group(1))
+    assert (f"of {total_points(ASSIGNMENT):g} ({written_points(ASSIGNMENT):g} of them for written answers a TA "
+            "grades in formgrader's Manual Grading; 4 answers still to grade, not yet counted)") in summary, summary
 
 
 @pytest.mark.skipif(why_no_browser() is not None, reason=str(why_no_browser()))

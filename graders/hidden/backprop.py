@@ -18,8 +18,8 @@ from ..tooling.course import course_root
 from ..visible.backprop import (_at_step, _bn_backward_check, _bn_parts, _bn_train_check, _cache,
                                 _clip_check, _clustered, _dense_inputs, _dense_shape_names, _dense_unpack,
                                 _digits_split, _dropout_backward_check, _dropout_out, _flat, _grad_sequence,
-                                _kept_check, _mlp_grad_check, _mlp_params, _named_shape, _opt_params, _read_dict,
-                                _sanity_check, _sce_check, _train, _trajectory_check)
+                                _kept_check, _mlp_grad_check, _mlp_params, _mse_check, _named_shape, _opt_params,
+                                _read_dict, _sanity_check, _sce_check, _train, _trajectory_check)
 from . import generates
 from .mlp import clipped_cross_entropies
 
@@ -198,6 +198,50 @@ def sce_single_example(t):
     """N = 1 with C = 6"""
     logits = t.rng.normal(size=(1, 6))
     _sce_check(t, logits, np.array([4]))
+
+
+# -- Part 2: the mean squared error's gradient -------------------------------------------------------------
+
+@generates("backprop_mse_slips")
+def mse_slips(source, pred, target):
+    """Named mistakes of mse_backward for pred and target of one shape.
+
+    Returns:
+      {"loss": the loss mse_loss(pred, target) (a float), "dpred": {mistake: array shaped like pred}}.
+    """
+    diff = pred - target
+    dpred = {"dpred is half the gradient: the derivative of (pred - target)² is 2 (pred - target), and our "
+             "mse_loss has no 1/2 to cancel the 2.": diff / diff.size,
+             "dpred has the wrong sign: it is 2 (pred - target) / pred.size; (target - pred) is the gradient of "
+             "the loss with respect to target.": -2.0 * diff / diff.size,
+             "dpred is missing the 1/pred.size: mse_loss is a mean over every element, so each entry of its "
+             "gradient is divided by the number of elements.": 2.0 * diff}
+    if diff.ndim > 1:  # on a 1-D batch the batch size is the element count: that mistake cannot show
+        dpred[f"dpred is divided by the batch size N = {diff.shape[0]} only: mse_loss is a mean over every element, "
+              f"so divide by pred.size = {diff.size} (N times the other axes)."] = 2.0 * diff / diff.shape[0]
+    return {"loss": float(np.mean(diff ** 2)), "dpred": dpred}
+
+
+@generates("backprop_mse_numerical_dpred")
+def mse_numerical_dpred(source, pred, target):
+    """Centered differences (float64) of the mean of (pred - target)**2 over every element, with respect to pred:
+    an array shaped like pred."""
+    target = np.asarray(target, dtype=np.float64)
+    return numerical_gradient(lambda p: float(np.mean((p - target) ** 2)), pred)
+
+
+@hidden("mse_backward")
+def mse_random_gradient_check(t):
+    """random (6, 4) and (3, 5, 2) inputs: dpred against centered differences, divided by every element"""
+    for shape in ((6, 4), (3, 5, 2)):
+        _mse_check(t, t.rng.normal(size=shape), t.rng.normal(size=shape))
+
+
+@hidden("mse_backward")
+def mse_single_example_and_vectors(t):
+    """N = 1 with K = 7, and a 1-D batch of 5: dpred against centered differences"""
+    for shape in ((1, 7), (5,)):
+        _mse_check(t, t.rng.normal(size=shape) * 3, t.rng.normal(size=shape))
 
 
 # -- Part 3: the network -----------------------------------------------------------------------------------
@@ -963,8 +1007,10 @@ def _losses_of(t, name: str, result) -> np.ndarray:
 def randomness_only_from_the_rng_given(t):
     """200 training images, three runs: rngs seeded alike train alike, rngs seeded differently do not"""
     X_train, X_val, y_train, y_val = _digits_split(t)
+    # 2 epochs: the initialization and two shuffles are drawn by then (a second epoch, so that a shuffle drawn
+    # from the global state only from the second epoch on shows too); 40 epochs three times would only repeat them
     t.draws_only_from_rng("train_mlp", lambda rng: _losses_of(t, "train_mlp", t.call(
-        "train_mlp", X_train[:200], y_train[:200], X_val[:50], y_val[:50], rng)), hint=TRAINING_FROM_RNG)
+        "train_mlp", X_train[:200], y_train[:200], X_val[:50], y_val[:50], rng, epochs=2)), hint=TRAINING_FROM_RNG)
 
 
 @generates("backprop_digits_split")

@@ -563,3 +563,40 @@ def a_fraction_not_a_count(t):
     t.agrees("accuracy", (y + 1) % 5, y, scalar=True)
     t.agrees("accuracy", np.array([3]), np.array([3]), scalar=True)
     t.agrees("accuracy", np.array([2]), np.array([3]), scalar=True)
+
+
+# -- the recordings the notebook draws its region picture from before the student's layers run -----------------
+
+FIGURES_FILE = "mlp_figures.npz"
+
+
+def figure_recordings() -> dict:
+    """The linear-region labels the 02 notebook draws before Exercise 2.3, computed with the reference layers and
+    the notebook's own figure cell (its definitions, up to where it loads the recordings).
+
+    Returns:
+      {"regions_0", "regions_1", "regions_2": int16 arrays (500, 500)}: one per network of the cell's FOLD_STACKS.
+    """
+    from ..tooling.course import nbgrader_meta, notebook_path, read_notebook
+    from ..tooling.reference import reference
+
+    ns = reference("02_mlp")
+    cells = [cell.source for cell in read_notebook(notebook_path("02_mlp", "source")).cells
+             if cell.cell_type == "code" and not nbgrader_meta(cell).get("solution")
+             and "def region_map(" in cell.source]
+    assert len(cells) == 1, f"{len(cells)} cells of 02_mlp define region_map"
+    exec(compile(cells[0].split("\nwith np.load(")[0], "<02 figure helpers>", "exec"), ns)
+
+    def layer(X, W, b):
+        return ns["relu_forward"](ns["dense_forward"](X, W, b)[0])[0]
+
+    return {f"regions_{k}": ns["region_map"](layer, stack).astype(np.int16)
+            for k, stack in enumerate(ns["FOLD_STACKS"].values())}
+
+
+def write_figure_recordings() -> None:
+    """Write figure_recordings() to source/02_mlp/mlp_figures.npz (run after changing the figure or the reference:
+    `.venv/bin/python -c "from graders.hidden.mlp import write_figure_recordings as w; w()"`)."""
+    from ..tooling.course import course_root
+
+    np.savez_compressed(course_root() / "source" / "02_mlp" / FIGURES_FILE, **figure_recordings())

@@ -10,6 +10,7 @@ Cell markers, one per line:
   # %% setup                   a code cell tagged `setup` (imports; part of the reference namespace)
   # %% solution <grade_id>     an nbgrader solution cell (autograded answer)
   # %% test <grade_id> <pts>   an nbgrader test cell (locked, graded, worth <pts> points)
+  # %% answer <grade_id> <pts> an nbgrader manually graded answer (markdown a TA grades, worth <pts> points)
 
 Test cells are tagged `raises-exception`: JupyterLab's Run All (and nbclient) then go on past a failed
 check, so a student sees the state of every exercise and every figure in one run.
@@ -31,6 +32,12 @@ def _nbgrader(grade_id: str, *, grade: bool, solution: bool, locked: bool, point
     if points is not None:
         meta["points"] = points
     return meta
+
+
+def _points(text: str) -> float:
+    """A marker's points as the notebook stores them: 3 rather than 3.0."""
+    points = float(text)
+    return int(points) if points.is_integer() else points
 
 
 def _cell_id(index: int) -> str:
@@ -56,6 +63,10 @@ def text_to_notebook(text: str):
         kind = marker[0]
         if kind == "md":
             cell = nbformat.v4.new_markdown_cell(source)
+        elif kind == "answer":
+            cell = nbformat.v4.new_markdown_cell(source)
+            cell.metadata["nbgrader"] = _nbgrader(marker[1], grade=True, solution=True, locked=False,
+                                                  points=_points(marker[2]))
         else:
             cell = nbformat.v4.new_code_cell(source)
             if kind == "setup":
@@ -63,9 +74,8 @@ def text_to_notebook(text: str):
             elif kind == "solution":
                 cell.metadata["nbgrader"] = _nbgrader(marker[1], grade=False, solution=True, locked=False)
             elif kind == "test":
-                points = float(marker[2])
                 cell.metadata["nbgrader"] = _nbgrader(marker[1], grade=True, solution=False, locked=True,
-                                                      points=int(points) if points.is_integer() else points)
+                                                      points=_points(marker[2]))
                 cell.metadata["tags"] = ["raises-exception"]
             elif kind != "code":
                 raise ValueError(f"unknown cell marker {' '.join(marker)!r}")
@@ -81,7 +91,7 @@ def notebook_to_text(nb) -> str:
         meta = cell.get("metadata", {})
         grader = meta.get("nbgrader", {})
         if cell.cell_type == "markdown":
-            marker = "md"
+            marker = f"answer {grader['grade_id']} {grader['points']}" if grader.get("solution") else "md"
         elif grader.get("solution"):
             marker = f"solution {grader['grade_id']}"
         elif grader.get("grade"):

@@ -3,6 +3,7 @@
 The course is the folder that holds `nbgrader_config.py`. Test cells follow one naming rule, which the grade
 table, the self-check and the tests all rely on: a test cell's nbgrader `grade_id` is
 `test_<exercise>_visible` or `test_<exercise>_hidden`, and a solution cell's is `sol_<name>`.
+A written answer (a markdown cell a TA grades by hand in formgrader) is `written_<topic>`.
 """
 from __future__ import annotations
 
@@ -84,5 +85,30 @@ def read_notebook(path: Path):
     return nbformat.read(str(path), as_version=4)
 
 
-def total_points(assignment: str) -> float:
+@dataclass(frozen=True)
+class WrittenCell:
+    """A written answer a TA grades by hand (an nbgrader manually graded markdown cell) and its points."""
+    grade_id: str
+    points: float
+
+
+def written_cells(nb) -> list[WrittenCell]:
+    """The manually graded answer cells of a notebook, in notebook order."""
+    answers = [nbgrader_meta(cell) for cell in nb.cells if cell.cell_type == "markdown"]
+    return [WrittenCell(meta["grade_id"], float(meta["points"])) for meta in answers
+            if meta.get("grade") and meta.get("solution")]
+
+
+def autograded_points(assignment: str) -> float:
+    """The points of an assignment's test cells: the most autograding gives, before a TA grades written answers."""
     return sum(c.points for c in graded_cells(read_notebook(notebook_path(assignment))))
+
+
+def written_points(assignment: str) -> float:
+    """The points of an assignment's written answers, which only a TA's manual grade awards."""
+    return sum(c.points for c in written_cells(read_notebook(notebook_path(assignment))))
+
+
+def total_points(assignment: str) -> float:
+    """All the points of an assignment (nbgrader's max_score): autograded and written."""
+    return autograded_points(assignment) + written_points(assignment)

@@ -1,8 +1,9 @@
 """Make the example class's submissions from the release notebooks.
 
 Each example student is described in `examples/students.py` (course root) by a `Submission` per assignment:
-which solution cells they filled in (with the reference code), which functions they wrote wrongly, which
-test cells they deleted, and whether the file they handed in is broken. The submissions are written where
+which solution cells they filled in (with the reference code), which functions they wrote wrongly, what they
+wrote in the written answers a TA grades, which test cells they deleted, and whether the file they handed in
+is broken. The submissions are written where
 nbgrader expects them: `submitted/<student>/<assignment>/<notebook>.ipynb`.
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ class Submission:
                                        # or the grade_ids of the solution cells they answered
     replace: dict = field(default_factory=dict)  # function name -> their (wrong) code for it
     delete: tuple = ()                 # grade_ids of cells they deleted
+    answers: dict = field(default_factory=dict)  # grade_id of a written answer cell -> their markdown; the
+                                                 # others stay nbgrader's "YOUR ANSWER HERE" (no response)
     corrupt: bool = False              # the file is not valid JSON (a truncated save)
 
 
@@ -64,7 +67,10 @@ def make_submission(assignment: str, submission: Submission):
         grade_id = meta.get("grade_id")
         if grade_id in submission.delete:
             continue
-        if meta.get("solution") and (submission.fill == "all" or grade_id in submission.fill):
+        if cell.cell_type == "markdown" and grade_id in submission.answers:
+            cell.source = submission.answers[grade_id]
+        elif (cell.cell_type == "code" and meta.get("solution")
+              and (submission.fill == "all" or grade_id in submission.fill)):
             cell.source = strip_solution_markers(source_cells[grade_id].source)
         cells.append(cell)
     release.cells = cells

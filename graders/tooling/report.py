@@ -41,13 +41,17 @@ class ReportError(RuntimeError):
 class StudentResult:
     """One graded submission.
 
-    student: the student's id; score, max_score: from the gradebook; cells: grade_id -> (score, max_score) of each
-    test cell; causes: (exercise, likely cause) of each failed check, once each; seconds, faults: from the done
-    marker (None, () when there is none); unreadable: the reason it could not be read, or ""."""
+    student: the student's id; score, max_score: from the gradebook (max_score counts the written answers, score
+    counts them once a TA has graded them); cells: grade_id -> (score, max_score) of each test cell; written: the
+    points of the written answers; to_grade: written answers still waiting for a TA (nbgrader's
+    needs_manual_grade); causes: (exercise, likely cause) of each failed check, once each; seconds, faults: from
+    the done marker (None, () when there is none); unreadable: the reason it could not be read, or ""."""
     student: str
     score: float
     max_score: float
     cells: dict = field(default_factory=dict)
+    written: float = 0.0
+    to_grade: int = 0
     causes: list = field(default_factory=list)
     seconds: float | None = None
     faults: tuple = ()
@@ -65,10 +69,14 @@ def gradebook_results(db_url: str, course_id: str, assignment: str) -> list[Stud
         except MissingEntry:
             return []
         for submission in submissions:
+            grades = [grade for notebook in submission.notebooks for grade in notebook.grades]
             cells = {grade.name: (float(grade.score or 0.0), float(grade.max_score or 0.0))
-                     for notebook in submission.notebooks for grade in notebook.grades if exercise_of(grade.name)}
+                     for grade in grades if exercise_of(grade.name)}
+            written = [grade for grade in grades if not exercise_of(grade.name)]
             results.append(StudentResult(submission.student.id, float(submission.score or 0.0),
-                                         float(submission.max_score or 0.0), cells))
+                                         float(submission.max_score or 0.0), cells,
+                                         sum(float(grade.max_score or 0.0) for grade in written),
+                                         sum(bool(grade.needs_manual_grade) for grade in written)))
     return sorted(results, key=lambda r: r.student)
 
 
@@ -302,6 +310,17 @@ def _rate_rows(rates: list[tuple[str, str, int, int]]) -> list[list[str]]:
             for ex in dict.fromkeys(row[0] for row in rates)]
 
 
+def _written_note(results: list[StudentResult]) -> str:
+    """What the summary says of the written answers: their points in the maximum, and how many answers still
+    wait for a TA (until then a score holds only the autograded points). "" when there are none."""
+    written = max((r.written for r in results), default=0.0)
+    if not written:
+        return ""
+    waiting = sum(r.to_grade for r in results)
+    return (f" ({written:g} of them for written answers a TA grades in formgrader's Manual Grading; "
+            f"{waiting} {'answer' if waiting == 1 else 'answers'} still to grade, not yet counted)")
+
+
 def render_html(assignment: str, results, rates, mistake_rows, stuck_rows, figures: dict) -> str:
     """The page. Every value is escaped (html.escape) where it is written; figures: name -> PNG file name."""
     n = len(results)
@@ -315,8 +334,8 @@ def render_html(assignment: str, results, rates, mistake_rows, stuck_rows, figur
         "style-src 'unsafe-inline'\">",
         f"<title>Class report: {_e(assignment)}</title><style>{STYLE}</style></head><body>",
         f"<h1>Class report: {_e(assignment)}</h1>",
-        f'<p class="muted" id="summary">{n} graded submissions; mean score {mean:.1f} of {maximum:g}; '
-        f"{len(stuck_rows)} stuck; {len(mistake_rows)} distinct diagnosed mistakes.</p>",
+        f'<p class="muted" id="summary">{n} graded submissions; mean score {mean:.1f} of {maximum:g}'
+        f"{_written_note(results)}; {len(stuck_rows)} stuck; {len(mistake_rows)} distinct diagnosed mistakes.</p>",
         "<h2>Score distribution</h2>",
         f'<img src="{_e(figures["scores"])}" alt="histogram of the scores">',
         "<h2>Most common mistakes</h2>",

@@ -16,7 +16,7 @@ from nbgrader.utils import determine_grade
 from nbgrader.validator import Validator
 
 from .build import ensure_tools_on_path, nbgrader_api
-from .course import ASSIGNMENTS, exercise_of, nbgrader_meta, notebook_path, read_notebook
+from .course import ASSIGNMENTS, exercise_of, nbgrader_meta, notebook_path, read_notebook, written_cells
 
 
 def infer_assignment(path: Path) -> str | None:
@@ -121,6 +121,11 @@ def selfcheck(path: Path, assignment: str | None = None) -> int:
     earned = sum(s[0] for s in scores.values())
     maximum = sum(s[1] for s in scores.values())
     print(f"{'total':{width}s}  {earned:g}/{maximum:g}   ({seconds:.0f} s)")
+    written = written_cells(nb)
+    if written:  # no autograder can score these: the student compares with the model answers
+        print(f"plus {sum(c.points for c in written):g} points of written answers a TA grades "
+              f"({', '.join(c.grade_id for c in written)}): compare yours with the model answer in "
+              f"solutions/{assignment}/")
     for grade_id, text in failures:
         print(f"\n--- {grade_id}\n{text or '(no output: the cell raised an error before printing)'}")
     return 0 if earned == maximum else 1

@@ -160,6 +160,35 @@ def the_worked_example_sce(t):
     _sce_check(t, np.array([[2.0, 1.0, 0.0], [0.5, 0.5, 3.0]]), np.array([0, 1]), gradient=False)
 
 
+# -- Part 2: the mean squared error's gradient -------------------------------------------------------------
+
+def _mse_check(t, pred, target, gradient=True):
+    """mse_backward on pred and target of one shape: a returned loss named, then (with `gradient`) dpred against
+    centered differences of the mean squared error, then dpred against the reference."""
+    slips = t.data("backprop_mse_slips", pred, target)
+    inputs = f"pred {pred.shape}, target {target.shape}"
+    got = t.array(t.call("mse_backward", pred, target), "mse_backward(pred, target)")
+    if np.ndim(got) == 0 and pred.size > 1 and np.isclose(float(got), slips["loss"], rtol=1e-6, atol=1e-12):
+        raise Failure(f"mse_backward returned one number, {float(got):.6g}: the loss mse_loss(pred, target), "
+                      f"not its gradient (expected an array of shape {pred.shape}).", inputs=inputs,
+                      cause="the loss is returned instead of the gradient: dpred has one entry per entry of pred.",
+                      hint="return 2 * (pred - target) / pred.size, an array shaped like pred.")
+    if gradient:
+        t.gradient(got, t.data("backprop_mse_numerical_dpred", pred, target), "dpred", inputs=inputs,
+                   candidates=slips["dpred"])
+    t.close(got, t.ref("mse_backward")(pred.copy(), target.copy()), "dpred", atol=1e-12, inputs=inputs,
+            candidates=slips["dpred"])
+
+
+@visible("mse_backward")
+def the_worked_example_mse(t):
+    """the worked example (2, 3), and a 1-D batch of 4"""
+    pred = np.array([[0.5, 2.0, 1.0], [1.0, 0.0, 3.0]])
+    target = np.array([[1.0, 2.0, 0.0], [1.0, 1.0, 3.0]])
+    _mse_check(t, pred, target, gradient=False)
+    _mse_check(t, np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 0.0, 3.0, 5.0]), gradient=False)
+
+
 # -- Part 3: the network -----------------------------------------------------------------------------------
 
 @visible("mlp_backward")

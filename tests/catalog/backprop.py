@@ -94,6 +94,32 @@ def softmax_cross_entropy(logits, y):
     d[np.arange(n), y] -= 1
     return float(-np.mean(log_p[np.arange(n), y])), d / n
 """, expect=r"over axis 0"),
+    # -- the mean squared error's gradient (issue 11) --------------------------------------------------------
+    Wrong("mse_backward", "divided by the batch size, not the element count", """
+def mse_backward(pred, target):
+    return 2.0 * (pred - target) / pred.shape[0]
+""", expect=r"divided by the batch size N = \d+ only.*pred\.size"),
+    Wrong("mse_backward", "the factor 2 missing", """
+def mse_backward(pred, target):
+    return (pred - target) / pred.size
+""", expect=r"dpred is half the gradient.*2 \(pred - target\)"),
+    Wrong("mse_backward", "the sign flipped (target - pred)", """
+def mse_backward(pred, target):
+    return 2.0 * (target - pred) / pred.size
+""", expect=r"dpred has the wrong sign"),
+    Wrong("mse_backward", "the loss returned instead of the gradient", """
+def mse_backward(pred, target):
+    return float(np.mean((pred - target) ** 2))
+""", expect=r"the loss mse_loss\(pred, target\), not its gradient"),
+    Wrong("mse_backward", "summed, not divided by the element count", """
+def mse_backward(pred, target):
+    return 2.0 * (pred - target)
+""", expect=r"missing the 1/pred\.size"),
+    Wrong("mse_backward", "the difference taken in place (pred -= target)", """
+def mse_backward(pred, target):
+    pred -= target
+    return 2.0 * pred / pred.size
+""", expect=r"changed its input `pred` in place"),
     # -- the network ----------------------------------------------------------------------------------------
     Wrong("mlp_backward", "ReLU valves skipped", """
 def mlp_backward(dlogits, cache):
@@ -744,6 +770,14 @@ def sanity_checks(X, y, rng, hidden=(64,), n_small=20, steps=100, lr=1e-2):
 
 CORRECT = [
     Right("the reference itself", ""),
+    Right("mse_backward as a loop over every element", """
+def mse_backward(pred, target):
+    dpred = np.zeros(np.shape(pred))
+    count = dpred.size
+    for index in np.ndindex(dpred.shape):
+        dpred[index] = 2.0 * (pred[index] - target[index]) / count
+    return dpred
+"""),
     Right("einsum layers, np.where ReLU, explicit one-hot, recursive network backward", """
 def dense_backward(dout, cache):
     X, W = cache
