@@ -12,7 +12,8 @@ with `jupyter lab` and once with `jupyter notebook`, each on a scratch course of
   the checks that fail;
 
 and, in JupyterLab, that formgrader, opened from the Nbgrader menu, lists the submissions `./course grade`
-graded with their scores, and generates a student's feedback.
+graded with their scores, generates a student's feedback, and lets a TA grade a written answer by hand in its
+Manual Grading, after which the student's total follows in formgrader and in `nbgrader export`.
 
 Screenshots of every step (Notebook 7's are named 11-nb7-*) and the timings go to test-artifacts/browser/.
 Without Playwright or Chromium the tests are skipped, with the reason and how to install them (`./course test`
@@ -20,6 +21,7 @@ installs both).
 """
 from __future__ import annotations
 
+import csv
 import os
 import re
 import subprocess
@@ -29,7 +31,8 @@ import time
 import nbformat
 import pytest
 
-from graders.tooling.course import nbgrader_meta, notebook_path, read_notebook, total_points
+from graders.tooling.course import (autograded_points, nbgrader_meta, notebook_path, read_notebook, total_points,
+                                    written_cells)
 from graders.tooling.examples import load_class, make_submission, replace_function, strip_solution_markers
 from graders.checks.runner import run_exercise
 from graders.tooling.reference import reference
@@ -60,6 +63,9 @@ WRONG_SIGMOID_GRAD = "def sigmoid_grad(z):\n    return sigmoid(z) * (1 - z)\n"
 WRONG_SIGMOID_GRAD_NUMBERS = "expected 0.104994, got -0.880797"
 WRONG_SIGMOID_GRAD_CAUSE = "sigmoid(z) * (1 - z): the derivative must use sigmoid(z) in both factors."
 STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+#: The written answer a TA grades by hand in the test: cleo's to Question 4.4 (examples/students.py), which names
+#: one of the rubric's two items, so it earns 1 of its 2 points.
+WRITTEN, WRITTEN_SCORE = "written_loss_floor", 1
 #: The fixture that serves each frontend to the student (below).
 SERVED_BY = {JUPYTERLAB: "lab", NOTEBOOK7: "notebook7"}
 
@@ -414,9 +420,9 @@ def test_formgrader_lists_the_graded_submissions_with_their_scores(formgrader, a
     page, frame = formgrader
     artifacts.shoot(page, "08-formgrader-submissions")
     expected = EXAMPLE_CLASS.EXPECTED_SCORES[ASSIGNMENT]
-    for student in GRADED_STUDENTS:
+    for student in GRADED_STUDENTS:  # both wrote a written answer, which waits for a TA
         row = submission_row(frame, student)
-        expect(row.locator("td.status")).to_have_text("graded")
+        expect(row.locator("td.status")).to_have_text("needs manual grading")
         expect(row.locator("td.score")).to_have_text(f"{expected[student]:g} / {total_points(ASSIGNMENT):g}")
 
 
@@ -432,12 +438,102 @@ def test_formgrader_generates_feedback_for_a_submission(formgrader, browser, cou
     artifacts.shoot(page, "09-feedback-generated")
     expect(modal).to_have_id("success-modal")
     expect(modal).to_contain_text(f"Successfully generated feedback for '{ASSIGNMENT}' for student 'ada'.")
+    modal.get_by_role("button", name="OK").click()  # formgrader stays usable for the tests after this one
+    expect(modal).to_be_hidden()
     assert feedback.exists(), "formgrader says it generated the feedback, but there is no file"
     reader = new_page(browser)
     try:
         reader.goto(feedback.as_uri())
-        full = f"{total_points(ASSIGNMENT):.1f}"
-        expect(reader.locator("body")).to_contain_text(f"neuron (Score: {full} / {full})")
+        # every autograded point; the written answer counts in the maximum and waits for a TA
+        expect(reader.locator("body")).to_contain_text(
+            f"neuron (Score: {autograded_points(ASSIGNMENT):.1f} / {total_points(ASSIGNMENT):.1f})")
         artifacts.shoot(reader, "10-feedback-ada")
     finally:
         reader.close()
+
+
+def nbgrader_export(course) -> dict[str, tuple[float, float]]:
+    """student -> (score, max_score) of ASSIGNMENT in `nbgrader export`'s CSV of the course's gradebook."""
+    target = course / "export.csv"
+    env = dict(os.environ, NNFS_COURSE_ROOT=str(course))
+    run = subprocess.run([sys.executable, "-m", "nbgrader", "export", "--to", str(target)], cwd=course, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    with open(target, newline="", encoding="utf-8") as handle:
+        return {row["student_id"]: (float(row["score"]), float(row["max_score"])) for row in csv.DictReader(handle)
+                if row["assignment"] == ASSIGNMENT}
+
+
+def test_a_ta_grades_a_written_answer_by_hand_and_the_total_follows(formgrader, course, artifacts):
+    """Formgrader's Manual Grading: cleo's written answer waits for a TA (0 of its points so far, "needs manual
+    grade"); the TA opens her submission, reads the answer, types a score, and her total goes up by that score
+    in formgrader's views and in `nbgrader export`'s CSV."""
+    page, frame = formgrader
+    before, maximum = float(EXAMPLE_CLASS.EXPECTED_SCORES[ASSIGNMENT]["cleo"]), total_points(ASSIGNMENT)
+    written = next(c.points for c in written_cells(read_notebook(notebook_path(ASSIGNMENT))) if c.grade_id == WRITTEN)
+    assert nbgrader_export(course)["cleo"] == (before, maximum)
+    frame.locator("a", has_text=re.compile("^Manual Grading$")).first.click()
+    frame.locator("#main-table td.name a", has_text=re.compile(f"^{ASSIGNMENT}$")).click()
+    frame.locator("#main-table td.name a", has_text=re.compile("^neuron$")).click()
+    row = frame.locator("#main-table tr").filter(has=frame.locator("a.name-shown", has_text=re.compile("^cleo$")))
+    expect(row.locator("td.score")).to_have_text(f"{before:g} / {maximum:g}")
+    expect(row.locator("td.written-score")).to_have_text(f"0 / {written:g}")
+    expect(row.locator("td.needs-manual-grade .glyphicon-ok")).to_have_count(1)
+    frame.locator("#toggle_names").click()  # the list is anonymous until the names are shown
+    expect(row.locator("a.name-shown")).to_be_visible()
+    artifacts.shoot(page, "12-manual-grading-list")
+
+    with Stopwatch() as watch:
+        row.locator("a.name-shown").click()
+        score = frame.locator(f"input.score#{WRITTEN}")
+        expect(score).to_have_class(re.compile(r"\bneeds_manual_grade\b"))
+        answer = frame.locator(".nbgrader_cell").filter(has=score)
+        expect(answer).to_contain_text(EXAMPLE_CLASS.HALF_ANSWER[:40])  # the TA reads what cleo wrote
+        score.fill(str(WRITTEN_SCORE))
+        score.press("Tab")  # leaving the field saves the score (formgrader's change event)
+        expect(score).not_to_have_class(re.compile(r"\bneeds_manual_grade\b"))
+    artifacts.time("formgrader: open a submission, grade its written answer", watch.seconds)
+    artifacts.shoot(page, "13-manual-grade-entered")
+
+    after = before + WRITTEN_SCORE
+    frame.locator(".breadcrumb a", has_text=re.compile("^neuron$")).click()
+    expect(row.locator("td.score")).to_have_text(f"{after:g} / {maximum:g}")
+    expect(row.locator("td.written-score")).to_have_text(f"{WRITTEN_SCORE:g} / {written:g}")
+    expect(row.locator("td.needs-manual-grade .glyphicon-ok")).to_have_count(0)
+    frame.locator("a", has_text=re.compile("^Manage Assignments$")).first.click()
+    open_submissions(frame)
+    expect(submission_row(frame, "cleo").locator("td.score")).to_have_text(f"{after:g} / {maximum:g}")
+    expect(submission_row(frame, "cleo").locator("td.status")).to_have_text("graded")
+    artifacts.shoot(page, "14-total-after-manual-grade")
+    assert nbgrader_export(course)["cleo"] == (after, maximum)
+
+
+
+def autograded_scores(course, student: str) -> dict[str, float]:
+    """grade_id -> auto_score of each test cell of the student's ASSIGNMENT in the course's gradebook."""
+    from nbgrader.api import Gradebook
+    from graders.tooling.gradebook import course_db_url
+    with Gradebook(course_db_url(course), "nn-from-scratch") as gradebook:
+        notebook = gradebook.find_submission_notebook("neuron", ASSIGNMENT, student)
+        return {grade.name: grade.auto_score for grade in notebook.grades}
+
+
+def test_formgrader_autograde_button_grades_in_the_sandbox_as_course_grade_does(formgrader, course, artifacts):
+    """Formgrader's Autograde button (the flash icon in Manage Submissions) is nbgrader's own autograde, which
+    the course's nbgrader_config.py runs through SandboxedExecute: its log says the notebook ran in the grading
+    sandbox, every test cell of cleo's keeps the score `./course grade` gave it, and the TA's grade stays."""
+    page, frame = formgrader
+    before, total = autograded_scores(course, "cleo"), nbgrader_export(course)["cleo"]
+    assert 0 < sum(score or 0 for score in before.values()) < autograded_points(ASSIGNMENT)  # passes and fails
+    with Stopwatch() as watch:
+        submission_row(frame, "cleo").locator("td.autograde a").click()
+        modal = frame.locator("#success-modal, #error-modal")
+        expect(modal).to_be_visible(timeout=3 * TIMEOUT_MS)
+    artifacts.time("formgrader: Autograde cleo again", watch.seconds)
+    artifacts.shoot(page, "15-formgrader-autograde")
+    expect(modal).to_have_id("success-modal")
+    expect(modal).to_contain_text("executed in the grading sandbox")
+    modal.get_by_role("button", name="OK").click()
+    expect(modal).to_be_hidden()
+    assert autograded_scores(course, "cleo") == before
+    assert nbgrader_export(course)["cleo"] == total

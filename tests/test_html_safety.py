@@ -38,8 +38,9 @@ from graders.checks.runner import run_exercise
 from graders.engine.execute import (cell_imports, clean_html, clean_svg, course_import_violations,
                                     import_violations, markdown_problems, safe_outputs, sanitize_markdown,
                                     sanitized_cell, url_scheme)
-from graders.tooling.course import ASSIGNMENTS, nbgrader_meta, notebook_path, read_notebook, total_points
+from graders.tooling.course import ASSIGNMENTS, autograded_points, nbgrader_meta, notebook_path, read_notebook, total_points
 from graders.tooling.examples import Submission, make_submission
+from graders.tooling.gradebook import course_db_url
 from graders.tooling.reference import reference
 from tests.helpers import COURSE, copy_course
 
@@ -354,11 +355,12 @@ def test_nbgraders_templates_render_a_sanitized_hostile_notebook_with_no_script(
 
 @pytest.mark.unit
 def test_the_notebook_an_unreadable_submission_is_graded_as_quotes_no_runnable_html():
-    from graders.engine.classgrade import _unreadable_notebook, failure_reason
+    from graders.engine.classgrade import _unreadable_notebook
+    from graders.engine.steps import unreadable_reason
     try:
         nbformat.reads(f"<img src=x onerror=\"{MARKER}=1\">", as_version=4)  # nbformat quotes the first bytes
-    except Exception as exc:  # noqa: BLE001 - nbformat's NotJSONError, as nbgrader logs it
-        reason = failure_reason(f"Traceback (most recent call last):\nnbformat.reader.NotJSONError: {exc}\n")
+    except Exception as exc:  # noqa: BLE001 - nbformat's NotJSONError, as the grader reports it
+        reason = unreadable_reason(exc)
     nb = _unreadable_notebook(ASSIGNMENT, reason)
     rendered = "".join(markdown2html_mistune(c.source) for c in nb.cells if c.cell_type == "markdown")
     assert not runnable_markers(rendered), runnable_markers(rendered)
@@ -543,7 +545,7 @@ def test_each_submission_loses_exactly_the_exercises_that_import_what_the_course
     points lost are the import rule's, and nothing else of the notebook suffers from it."""
     from graders.tooling.gradebook import exercise_scores, totals
     course, log = graded
-    rows = exercise_scores(f"sqlite:///{course}/gradebook.db", "nn-from-scratch", [ASSIGNMENT])
+    rows = exercise_scores(course_db_url(course), "nn-from-scratch", [ASSIGNMENT])
     scores = totals(rows)
     for student, (_, _, expected) in STUDENTS.items():
         assert scores[(ASSIGNMENT, student)] == expected, (student, log)
@@ -574,7 +576,8 @@ def test_the_graded_notebook_and_feedback_of_a_hostile_submission_hold_no_runnab
         page = html_file.read_text()
         assert not runnable_markers(page), (html_file, runnable_markers(page))
         assert "HONEST-OUTPUT-42" in page and "Honest markdown note." in page
-        assert f"neuron (Score: {total_points(ASSIGNMENT):.1f} / {total_points(ASSIGNMENT):.1f})" in page
+        # every autograded point; the written answer waits for a TA
+        assert f"neuron (Score: {autograded_points(ASSIGNMENT):.1f} / {total_points(ASSIGNMENT):.1f})" in page
 
 
 @pytest.mark.e2e
@@ -702,7 +705,7 @@ def test_formgrader_shows_the_hostile_submission_without_running_its_script(chro
     from tests.browser import JupyterServer
     course, _ = graded
     port, hits = hit_server
-    with Gradebook(f"sqlite:///{course}/gradebook.db") as gradebook:
+    with Gradebook(course_db_url(course)) as gradebook:
         submission_id = gradebook.find_submission_notebook("neuron", ASSIGNMENT, "hostile_html").id
     server = JupyterServer("lab", course, tmp_path_factory.mktemp("jupyter-safety"))
     server.start()

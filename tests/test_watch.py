@@ -22,6 +22,7 @@ from nbgrader.api import Gradebook
 from graders.engine.sandbox import ONE_BLAS_THREAD
 from graders.tooling.course import total_points
 from graders.tooling.examples import Submission, load_class, make_submission
+from graders.tooling.gradebook import course_db_url
 from tests.helpers import COURSE, copy_course
 
 ASSIGNMENT = "01_neuron"
@@ -29,7 +30,8 @@ COURSE_ID = "nn-from-scratch"
 NOTEBOOK = "neuron.ipynb"
 ARTIFACTS = COURSE / "test-artifacts" / "watch"
 EXAMPLE_CLASS = load_class(COURSE)
-#: examples/students.py: ada hands in the source notebook (every point), ben a partial one
+#: examples/students.py: ada hands in the source notebook (every autograded point), ben a partial one; MAX
+#: counts the written answer too, which waits for a TA
 FULL, PARTIAL = (EXAMPLE_CLASS.SUBMISSIONS[ASSIGNMENT][name] for name in ("ada", "ben"))
 FULL_SCORE, PARTIAL_SCORE = (float(EXAMPLE_CLASS.EXPECTED_SCORES[ASSIGNMENT][name]) for name in ("ada", "ben"))
 MAX = f"/{total_points(ASSIGNMENT):g}"
@@ -112,8 +114,8 @@ class Watcher:
 
 
 def scores(course: Path) -> dict[str, float]:
-    db_url = f"sqlite:///{course / 'gradebook.db'}"
-    with Gradebook(db_url, COURSE_ID) as gb:
+    """student -> score of every submission of ASSIGNMENT in the course's gradebook (sanitized ones too)."""
+    with Gradebook(course_db_url(course), COURSE_ID) as gb:
         return {s.student.id: s.score for s in gb.assignment_submissions(ASSIGNMENT)}
 
 
@@ -170,14 +172,13 @@ def test_the_watcher_grades_releases_and_survives_a_kill(course, tmp_path):
         [page] = eve.feedback()
         assert "Your notebook could not be read" in page.read_text(errors="replace")
 
-        # killed mid-grade: finn's submission sanitized and in a kernel, no verdict yet
+        # killed mid-grade: finn's submission sanitized (its gradebook rows made) and in a kernel, no verdict yet
         finn.submit(PARTIAL)
-        sanitized = course / "autograded" / "finn" / ASSIGNMENT / NOTEBOOK
         done = course / ".grading" / "done" / ASSIGNMENT / "finn.json"
         deadline = time.monotonic() + 300
-        while not sanitized.exists() and time.monotonic() < deadline:
+        while "finn" not in scores(course) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert sanitized.exists() and not done.exists(), log.read_text()
+        assert "finn" in scores(course) and not done.exists(), log.read_text()
         watcher.kill()
     finally:
         watcher.stop()

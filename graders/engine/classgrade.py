@@ -1,13 +1,16 @@
 """Grade a whole class: nbgrader's pipeline, with execution parallel, isolated and decided outside the kernel.
 
 For each submission under submitted/<student>/<assignment>/:
-1. sanitize (this process, nbgrader's Autograde with no execution, just before a worker is free for it):
+1. sanitize (nbgrader's sanitize preprocessors, graders/engine/steps.py, just before a worker is free for it):
    the student and submission rows are made in the gradebook, and nbgrader's OverwriteCells puts back the
    locked and deleted cells from it;
-2. execute (a worker process, N at once): the notebook runs in a sandboxed kernel; test cells are decided
-   by the grader (graders/engine/execute.py); the result is written atomically to .grading/executed/;
-3. save (this process, nbgrader's Autograde with no sanitizing and no execution): SaveAutoGrades and late
-   penalties write the grades. Only this process writes the gradebook, one submission at a time.
+2. execute (a worker: a local process or a Dask worker, N at once): the job carries the notebook's JSON and
+   its files; the notebook runs in a sandboxed kernel, its test cells decided by the grader
+   (graders/engine/execute.py), and the executed notebook's JSON comes back;
+3. save (nbgrader's autograde preprocessors after execution, steps.py): SaveAutoGrades and late penalties write
+   the grades in one commit, and the graded notebook goes to autograded/.
+The sanitize and save steps run in this process with one gradebook session (SQLite has one writer), or, for a
+database server, in c.ClassGrading.step_processes processes with a session each.
 
 A submission whose files, source notebook and grader have not changed since it was graded is skipped
 (`.grading/done/`), so an interrupted run picks up where it stopped and a second run changes nothing.
@@ -19,9 +22,7 @@ import html
 import json
 import multiprocessing
 import os
-import re
 import secrets
-import shutil
 import sys
 import tempfile
 import time
@@ -31,23 +32,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutput, SaveAutoGrades
-
-from ..tooling.build import nbgrader_api
-from ..tooling.course import available_assignments, course_root, nbgrader_meta, notebook_path
 from traitlets import Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..tooling.build import nbgrader_api
+from ..tooling.course import available_assignments, course_root, nbgrader_meta, notebook_path
 from .execute import sanitized_cell
 from .preprocessor import SUMMARY_KEY, SandboxedExecute, hidden_folders
-from .sandbox import GradingLimits, check_fence, default_to_one_blas_thread, launcher
+from .sandbox import GradingLimits, check_fence, default_to_one_blas_thread, fence_summary, launcher
+from .steps import GradebookSteps, Unreadable
 
 STATE = ".grading"
-# nbgrader's autograde_preprocessors without Execute, and without its second CheckCellMetadata: the sanitize
-# pass has validated the same metadata already (execution only writes outputs), and nbgrader's validation
-# costs a third of a second per notebook in the one process that writes the gradebook.
-SAVE_PREPROCESSORS = [IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties]
 
 
 @dataclass
@@ -100,10 +95,6 @@ def _done_marker(root: Path, job: Job) -> Path:
     return root / STATE / "done" / job.assignment / f"{job.student}.json"
 
 
-def _executed_path(root: Path, job: Job, notebook: str) -> Path:
-    return root / STATE / "executed" / job.student / job.assignment / notebook
-
-
 def _unreadable_notebook(assignment: str, reason: str):
     """What a submission that cannot be read is graded as: the release, every test cell failed with the reason."""
     nb = nbformat.read(str(notebook_path(assignment, "release")), as_version=4)
@@ -119,16 +110,6 @@ def _unreadable_notebook(assignment: str, reason: str):
     return nb
 
 
-def failure_reason(log: str) -> str:
-    """The last exception line of an nbgrader log, shortened: why a submission could not be graded."""
-    reasons = [(name, message) for name, message in re.findall(r"^\s*([\w.]*(?:Error|Exception)): (.*)$", log, re.MULTILINE)
-               if not name.endswith("NbGraderException")]
-    if not reasons:
-        return "nbgrader could not process it (see its log)"
-    name, message = reasons[-1]
-    return f"{name.rsplit('.', 1)[-1]}: {message[:100]}"
-
-
 # -- worker side ---------------------------------------------------------------------------------------------
 def _init_worker() -> None:
     default_to_one_blas_thread()
@@ -138,22 +119,10 @@ def _init_worker() -> None:
         pass
 
 
-def job_payload(sanitized: Path) -> dict:
-    """What a worker needs to execute one submission, with no path of this machine in it.
-
-    sanitized: the sanitized notebook nbgrader wrote in autograded/<student>/<assignment>/.
-    Returns {"name": its file name, "notebook": its JSON text, "files": {path relative to its folder: bytes} of
-    the files beside it (check data, .npz), symbolic links left out}."""
-    folder = sanitized.parent
-    files = {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
-             if path.is_file() and not path.is_symlink() and path != sanitized}
-    return {"name": sanitized.name, "notebook": sanitized.read_text(encoding="utf-8"), "files": files}
-
-
 def execute_job(payload: dict, limits: GradingLimits, root: str, hide: tuple) -> dict:
     """Worker side: execute one sanitized submission as `nbgrader autograde` does, with SandboxedExecute.
 
-    payload: job_payload's dict; limits: the coordinator's GradingLimits; root: the course folder on the
+    payload: what GradebookSteps.sanitize returns (the notebook's JSON and its files, no path); limits: the coordinator's GradingLimits; root: the course folder on the
     coordinator (hidden from the kernel, like `hide`, the coordinator's hidden folders).
     Returns {"notebook": the executed notebook's JSON text, "seconds": float, "faults": [str],
     "errors": [str] (grader errors)}."""
@@ -208,10 +177,12 @@ class ClassGrading(LoggingConfigurable):
     scheduler = Unicode("", config=True, help=(
         "Address of an existing Dask distributed scheduler (e.g. tcp://10.0.0.5:8786) to run the execute step "
         "on; `./course grade --scheduler ADDRESS` overrides it. Empty (the default): a local process pool."))
-    step_processes = Integer(0, config=True, help=(
+    step_processes = Integer(1, config=True, help=(
         "Processes that run nbgrader's sanitize and save steps at once when the gradebook is a database server "
-        "(c.CourseDirectory.db_url, e.g. PostgreSQL). 0 (the default): one per core. With SQLite these steps "
-        "always run in the grading process, one after another (SQLite has one writer)."))
+        "(c.CourseDirectory.db_url, e.g. PostgreSQL); 0: one per core. One process (the default) sustains about "
+        "30 notebooks a second (benchmarks/coordinator.py); more help only where the coordinator has cores "
+        "the workers do not use (workers on a Dask cluster). With SQLite these steps always run in the "
+        "grading process, one after another (SQLite has one writer)."))
 
 
 def course_limits(root: Path) -> GradingLimits:
@@ -253,8 +224,8 @@ def grade_class(assignments: list[str] | None = None, *, workers: int | None = N
         fence = check_fence(limits)
         print(f"fence: {fence_summary(fence)}", file=out, flush=True)
 
-    apis = coordinator_apis(root)
-    settings = ClassGrading(config=apis[0].config)
+    config = nbgrader_api(root).config
+    settings = ClassGrading(config=config)
     hide = hidden_folders(root)
     if scheduler is None:
         scheduler = settings.scheduler
@@ -266,7 +237,7 @@ def grade_class(assignments: list[str] | None = None, *, workers: int | None = N
             if scheduler:
                 print(f"executing on the Dask cluster at {scheduler}: {pool.workers} worker thread(s)", file=out,
                       flush=True)
-            steps = _new_steps(root, apis, settings, pending)
+            steps = _new_steps(root, config, settings, pending)
             _grade_all(root, pending, getattr(pool, "workers", workers), limits, hide, steps, progress, pool,
                        execute or execute_job, lambda: _new_pool(workers, scheduler))
         finally:
@@ -279,73 +250,80 @@ def grade_class(assignments: list[str] | None = None, *, workers: int | None = N
     return jobs
 
 
-def coordinator_apis(root: Path) -> tuple:
-    """(sanitize_api, save_api) for the course at `root`: nbgrader's Autograde without execution, and without
-    sanitizing or execution (reading the executed notebooks from .grading/executed/)."""
-    sanitize_api = nbgrader_api(root, **{"Autograde.autograde_preprocessors": []})
-    save_api = nbgrader_api(root, **{"Autograde.sanitize_preprocessors": [],
-                                     "Autograde.autograde_preprocessors": SAVE_PREPROCESSORS,
-                                     "CourseDirectory.submitted_directory": f"{STATE}/executed"})
-    return sanitize_api, save_api
-
-
 class _Here:
-    """The steps' executor for a single writer: each step runs in this process as it is submitted.
+    """The steps' executor for a single writer: each step runs in this process as it is submitted, with this
+    process's GradebookSteps."""
 
-    apis: coordinator_apis' pair, passed to each step."""
-
-    def __init__(self, apis: tuple):
-        self.apis = apis
+    def __init__(self, root: Path, config):
+        self.root, self.steps = root, GradebookSteps(root, config)
 
     def submit(self, fn, *args) -> Future:
         future = Future()
         try:
-            future.set_result(fn(*args, apis=self.apis))
+            future.set_result(fn(*args, steps=self.steps))
         except Exception as exc:  # noqa: BLE001 - handed to the caller through the future, as a pool would
             future.set_exception(exc)
         return future
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        pass
+        self.steps.close()
 
 
-_STEP_APIS: tuple = ()  # in a step process: its coordinator_apis, made once by _init_steps
+_PROCESS_STEPS: GradebookSteps | None = None  # in a step process: its GradebookSteps, made once by _init_steps
 
 
 def _init_steps(root: str) -> None:
-    global _STEP_APIS
-    _STEP_APIS = coordinator_apis(Path(root))
+    global _PROCESS_STEPS
+    _PROCESS_STEPS = GradebookSteps(Path(root), nbgrader_api(Path(root)).config)
 
 
-def _new_steps(root: Path, apis: tuple, settings: ClassGrading, pending: list[Job]):
+def _new_steps(root: Path, config, settings: ClassGrading, pending: list[Job]):
     """Where the sanitize and save steps run: here, one after another, for SQLite; for a database server, in
-    settings.step_processes processes (0: one per core), each with its own nbgrader API. Every student row is
-    made here first, so that two processes never race to create the same student."""
-    db_url = apis[0].coursedir.db_url
+    settings.step_processes processes (0: one per core; 1: here), each with its own gradebook session. Every student row
+    is made here first, in one commit (and so that two processes never race to create the same student)."""
+    here = _Here(root, config)
+    here.steps.add_students(job.student for job in pending)
+    db_url = here.steps.coursedir.db_url
     processes = settings.step_processes or os.cpu_count() or 1
-    if db_url.startswith("sqlite") or processes < 2 or not pending:
-        return _Here(apis)
-    from nbgrader.api import Gradebook
-    with Gradebook(db_url, apis[0].coursedir.course_id) as gradebook:
-        for student in sorted({job.student for job in pending}):
-            gradebook.update_or_create_student(student)
+    if db_url.startswith("sqlite") or processes < 2 or len(pending) < 2:
+        return here
+    here.shutdown()
     return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_steps, initargs=(str(root),))
 
 
-def _sanitize_step(root: str, job: Job, *, apis: tuple = ()) -> tuple:
-    """_sanitize in whichever process runs it (apis: its nbgrader APIs; default: this step process's)."""
-    sanitize_api, save_api = apis or _STEP_APIS
-    return _sanitize(Path(root), job, sanitize_api, save_api)
-
-
-def _save_step(root: str, job: Job, executed: Path, *, apis: tuple = ()) -> Job:
-    """_save in whichever process runs it; returns the job with its status (failed, with the reason, if the
-    grades could not be saved)."""
+def _sanitize_step(root: str, job: Job, *, steps: GradebookSteps | None = None) -> tuple:
+    """(job, the worker's payload): GradebookSteps.sanitize in whichever process runs it (steps: its
+    GradebookSteps; default: this step process's). An unreadable submission is graded as such here and now
+    (payload None, the reason in the job's faults)."""
+    steps = steps or _PROCESS_STEPS
     try:
-        _save(Path(root), job, (apis or _STEP_APIS)[1], executed)
+        return job, steps.sanitize(job.assignment, job.student)
+    except Unreadable as reason:
+        job.faults, job.status = (str(reason),), "unreadable"
+        notebook = json.dumps(_unreadable_notebook(job.assignment, str(reason)))
+        return _save_step(root, job, notebook, reason.files, steps=steps), None
+
+
+def _save_step(root: str, job: Job, executed: str, files: dict, *, steps: GradebookSteps | None = None) -> Job:
+    """GradebookSteps.save and the done marker, in whichever process runs it; returns the job with its status
+    (failed, with the reason, if the grades could not be saved).
+
+    executed: the executed notebook's JSON; files: the working copy's other files, for autograded/."""
+    steps = steps or _PROCESS_STEPS
+    try:
+        steps.save(job.assignment, job.student, executed, files)
     except Exception as exc:  # noqa: BLE001 - reported, the batch goes on
         job.status, job.errors = "failed", (f"{type(exc).__name__}: {exc}",)
+        return job
+    if job.status == "pending":
+        job.status = "graded" if not job.errors else "failed"
+    marker = _done_marker(Path(root), job)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"fingerprint": job.fingerprint, "seconds": round(job.seconds, 2),
+                               "faults": list(job.faults)}))
+    os.replace(tmp, marker)
     return job
 
 
@@ -368,28 +346,28 @@ def _new_pool(workers: int, scheduler: str = ""):
 def _grade_all(root: Path, pending: list[Job], workers: int, limits: GradingLimits, hide: tuple, steps,
                progress: Progress, pool, execute, new_pool) -> None:
     """1. sanitize in `steps`, just before a worker is free for the submission (so the workers never wait for a
-    sanitize pass over the whole class); 2. execute in the workers (`execute(job_payload, limits, root, hide)`
+    sanitize pass over the whole class); 2. execute in the workers (`execute(payload, limits, root, hide)`
     in `pool`); 3. save in `steps` as each one finishes. A dead local worker costs its submissions one retry
     (`new_pool()` replaces the broken pool)."""
     unsanitized = list(pending)
     sanitizing: dict = {}  # future -> job
-    queue: list = []  # (job, sanitized, executed, attempt), sanitized and waiting for a worker
-    running: dict = {}  # future -> (job, sanitized, executed, attempt)
+    queue: list = []  # (job, payload, attempt), sanitized and waiting for a worker
+    running: dict = {}  # future -> (job, payload, attempt)
     saving: dict = {}  # future -> job
 
     def sanitized(future) -> None:
         job = sanitizing.pop(future)
         try:
-            returned, notebook, executed = future.result()
+            returned, payload = future.result()
         except Exception as exc:  # noqa: BLE001 - a crash of ours: reported, the batch goes on
             job.status, job.errors = "failed", (f"{type(exc).__name__}: {exc}",)
             progress.update(job)
             return
         _adopt(job, returned)
-        if notebook is None:  # unreadable: graded as such by the step already
+        if payload is None:  # unreadable: graded as such by the step already
             progress.update(job)
         else:
-            queue.append((job, notebook, executed, 0))
+            queue.append((job, payload, 0))
 
     def saved(future) -> None:
         job = saving.pop(future)
@@ -403,9 +381,8 @@ def _grade_all(root: Path, pending: list[Job], workers: int, limits: GradingLimi
         while unsanitized or sanitizing or queue or running or saving:
             while len(running) < workers * 2 and (queue or (unsanitized and not sanitizing)):
                 if queue:
-                    job, notebook, executed, attempt = queue.pop(0)
-                    future = pool.submit(execute, job_payload(notebook), limits, str(root), hide)
-                    running[future] = (job, notebook, executed, attempt)
+                    job, payload, attempt = queue.pop(0)
+                    running[pool.submit(execute, payload, limits, str(root), hide)] = (job, payload, attempt)
                     continue
                 job = unsanitized.pop(0)
                 future = steps.submit(_sanitize_step, str(root), job)
@@ -427,82 +404,34 @@ def _grade_all(root: Path, pending: list[Job], workers: int, limits: GradingLimi
                 if future in saving:
                     saved(future)
                     continue
-                job, notebook, executed, attempt = running.pop(future)
+                job, payload, attempt = running.pop(future)
                 try:
                     result = future.result()
-                    _write_atomically(executed, result["notebook"])
                     job.seconds, faults, errors = result["seconds"], result["faults"], result["errors"]
                 except BrokenProcessPool:
                     broken = True
                     if attempt == 0:
-                        queue.append((job, notebook, executed, 1))
+                        queue.append((job, payload, 1))
                         continue
                     job.status, job.errors = "failed", ("its grading worker died twice",)
                 except Exception as exc:  # noqa: BLE001 - a crash of ours: reported, the batch goes on
                     job.status, job.errors = "failed", (f"{type(exc).__name__}: {exc}",)
                 else:
                     job.faults, job.errors = tuple(faults), tuple(errors)
-                    saving[steps.submit(_save_step, str(root), job, executed)] = job
+                    future = steps.submit(_save_step, str(root), job, result["notebook"], payload["files"])
+                    saving[future] = job
                     continue
                 progress.update(job)
             for future in [f for f in saving if f.done()]:  # saved here and now (one writer)
                 saved(future)
             if broken:  # every job still in the broken pool is lost with it: run them again
-                for job, notebook, executed, attempt in running.values():
-                    queue.append((job, notebook, executed, attempt + 1))
+                for job, payload, attempt in running.values():
+                    queue.append((job, payload, attempt + 1))
                 running.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = new_pool()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _sanitize(root: Path, job: Job, api, save_api) -> tuple:
-    """(job, sanitized notebook, where its execution goes); the sanitized notebook is None when the submission
-    could not be read (then it is graded as empty here and now, with the reason, in the job's status)."""
-    result = api.autograde(job.assignment, job.student, force=True, create=True)
-    name = notebook_path(job.assignment, "release").name
-    sanitized = root / "autograded" / job.student / job.assignment / name
-    executed = _executed_path(root, job, name)
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    for extra in ("timestamp.txt", "submission_secret.txt"):
-        source = root / "submitted" / job.student / job.assignment / extra
-        # a student's file: a small regular file is copied, a link (to a file of the instructor's) never followed
-        if source.is_file() and not source.is_symlink() and source.stat().st_size < 4096:
-            shutil.copyfile(source, executed.parent / extra)
-    if result.get("success") and sanitized.exists():
-        return job, sanitized, executed
-    reason = failure_reason(result.get("log", "") + result.get("error", ""))
-    tmp = str(executed) + ".tmp"
-    nbformat.write(_unreadable_notebook(job.assignment, reason), tmp)
-    os.replace(tmp, executed)
-    job.faults, job.status = (reason,), "unreadable"
-    try:
-        _save(root, job, save_api, executed)
-    except Exception as exc:  # noqa: BLE001
-        job.status, job.errors = "failed", (f"{type(exc).__name__}: {exc}",)
-    return job, None, executed
-
-
-def _save(root: Path, job: Job, api, executed: Path) -> None:
-    result = api.autograde(job.assignment, job.student, force=True, create=True)
-    if not result.get("success"):
-        raise RuntimeError(f"nbgrader could not save the grades of {job.assignment}/{job.student}: "
-                           f"{result.get('error', '')[-500:]}")
-    if job.status == "pending":
-        job.status = "graded" if not job.errors else "failed"
-    marker = _done_marker(root, job)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"fingerprint": job.fingerprint, "seconds": round(job.seconds, 2),
-                               "faults": list(job.faults)}))
-    os.replace(tmp, marker)
 
 
 def summary_table(jobs: list[Job]) -> str:
@@ -520,11 +449,6 @@ def summary_table(jobs: list[Job]) -> str:
         for error in job.errors:
             lines.append(f"  GRADER ERROR {job.assignment}/{job.student}: {error}")
     return "\n".join(lines)
-
-
-def fence_summary(fence: dict) -> str:
-    """One line saying what isolation a grading run has in force (from sandbox.check_fence)."""
-    return ", ".join(f"{key} {value}" for key, value in fence.items())
 
 
 def grading_secret(root: Path) -> bytes:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import html
 import os
 import re
@@ -170,12 +171,21 @@ def _markdown_tokens(tokens):
         yield from _markdown_tokens(token.get("children") or ())
 
 
-def markdown_problems(source: str, images: frozenset = frozenset()) -> list[str]:
+def markdown_problems(source: str, images: frozenset = frozenset()) -> tuple[str, ...]:
     """What in Markdown `source` could reach a browser as script, read with the parser nbconvert renders it
     with (its text is escaped; these are the parts passed through as they are):
     raw HTML that sanitizing would change, links other than http(s)/mailto/relative, images other than
     http(s) or one of the cell's attachments (`images`: their names), and mermaid blocks.
     """
+    if len(source) <= _REMEMBERED_MARKDOWN_CHARS:  # a class hands in the course's own cells again and again
+        return _remembered_markdown_problems(source, images)
+    return _markdown_problems(source, images)
+
+
+_REMEMBERED_MARKDOWN_CHARS = 20_000
+
+
+def _markdown_problems(source: str, images: frozenset) -> tuple[str, ...]:
     problems = []
     for token in _markdown_tokens(MarkdownWithMath(renderer=None)(source)):
         kind, attrs = token["type"], token.get("attrs") or {}
@@ -192,7 +202,10 @@ def markdown_problems(source: str, images: frozenset = frozenset()) -> list[str]
                 problems.append(f"an image from {url[:60]!r}")
         elif kind == "block_code" and "mermaid" in (attrs.get("info") or ""):
             problems.append("a mermaid block (nbconvert passes it through unescaped)")
-    return problems
+    return tuple(problems)
+
+
+_remembered_markdown_problems = functools.lru_cache(maxsize=2048)(_markdown_problems)
 
 
 def safe_attachments(attachments: dict | None) -> dict:

@@ -18,7 +18,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Instance, List, Unicode
 
 from .execute import ExecutionSummary, execute_notebook
-from .sandbox import GradingLimits, check_fence
+from .sandbox import GradingLimits, check_fence, fence_summary
 
 #: What `preprocess` leaves in `resources` for its caller: the ExecutionSummary of the run.
 SUMMARY_KEY = "nnfs_execution"
@@ -86,10 +86,13 @@ class SandboxedExecute(NbGraderPreprocessor):
         ['metadata']['path'] is the folder holding the notebook and its data files."""
         root = self._root()
         limits = self.limits or course_grading_limits(self.config, root)
-        fence_once(limits)
+        fence = fence_once(limits)
         workdir = Path(resources["metadata"]["path"] or ".").resolve()
         summary: ExecutionSummary = execute_notebook(nb, workdir, limits=limits,
                                                      hide=hidden_folders(root, self.hidden_paths))
+        # in formgrader's Autograde log too: the instructor sees that the notebook ran fenced in, and how
+        self.log.info("%s: executed in the grading sandbox in %.1f s (%s)", workdir.name, summary.seconds,
+                      fence_summary(fence))
         for fault in summary.faults:
             self.log.info("%s: %s", workdir.name, fault)
         for error in summary.grader_errors:

@@ -340,6 +340,11 @@ def launcher(python: str) -> Launcher:
     return current
 
 
+def fence_summary(fence: dict) -> str:
+    """One line saying what isolation a grading run has in force (from check_fence)."""
+    return ", ".join(f"{key} {value}" for key, value in fence.items())
+
+
 def check_fence(limits: GradingLimits | None = None, python: str = sys.executable) -> dict:
     """Build one kernel's fence and let it exit before it becomes a kernel: what grading would put in force.
 

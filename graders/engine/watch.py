@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -112,23 +111,8 @@ def log_line(student: str, assignment: str, outcome: str, seconds: float) -> str
     return f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {student:12s} {assignment:14s} {outcome}  ({seconds:.1f} s)"
 
 
-SUBMISSION_SECRET = SUBMISSION_FILES[1]
-
-
-def carry_submission_secret(root: Path, job: Job) -> None:
-    """Copy the submission's secret from submitted/ into autograded/, from where generate_feedback carries it into
-    feedback/ (the grading engine's save pass rebuilds autograded/ from the executed copy, which holds only the
-    notebook and timestamp.txt). A submission made without the exchange has none: nothing to copy."""
-    source = root / "submitted" / job.student / job.assignment / SUBMISSION_SECRET
-    if source.is_file() and not source.is_symlink():
-        target = root / "autograded" / job.student / job.assignment / SUBMISSION_SECRET
-        target.unlink(missing_ok=True)  # nbgrader leaves autograded/ read-only
-        shutil.copyfile(source, target)
-
-
 def release(api, root: Path, job: Job, state: WatchState) -> str:
     """Make and release the feedback of one graded submission; record it. Returns the outcome for the log."""
-    carry_submission_secret(root, job)
     for step in ("generate_feedback", "release_feedback"):
         result = getattr(api, step)(job.assignment, job.student)
         if not result.get("success"):
