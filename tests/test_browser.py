@@ -31,13 +31,33 @@ import time
 import nbformat
 import pytest
 
-from graders.tooling.course import (autograded_points, nbgrader_meta, notebook_path, read_notebook, total_points,
-                                    written_cells)
-from graders.tooling.examples import load_class, make_submission, replace_function, strip_solution_markers
 from graders.checks.runner import run_exercise
+from graders.tooling.course import (
+    autograded_points,
+    nbgrader_meta,
+    notebook_path,
+    read_notebook,
+    total_points,
+    written_cells,
+)
+from graders.tooling.examples import (
+    load_class,
+    make_submission,
+    replace_function,
+    strip_solution_markers,
+)
 from graders.tooling.reference import reference
-from tests.browser import (CHROMIUM_ARGS, JUPYTERLAB, NOTEBOOK7, VIEWPORT, Artifacts, JupyterServer, Stopwatch,
-                           chromium_path, why_no_browser)
+from tests.browser import (
+    CHROMIUM_ARGS,
+    JUPYTERLAB,
+    NOTEBOOK7,
+    VIEWPORT,
+    Artifacts,
+    JupyterServer,
+    Stopwatch,
+    chromium_path,
+    why_no_browser,
+)
 from tests.helpers import COURSE, copy_course
 
 try:
@@ -145,6 +165,21 @@ def run_all_cells(page) -> None:
 def submission_row(frame, student: str):
     return frame.locator("#main-table tr").filter(
         has=frame.locator("td.student-id", has_text=re.compile(f"^{student}$")))
+
+
+def press_for_student(formgrader, student: str, column: str, artifacts, what: str, shot: str):
+    """Press the button in `column` (its td class, e.g. "autograde") of the student's row in Manage Submissions,
+    wait for formgrader's result dialog, time it as "formgrader: <what>", screenshot it as `shot`, and return the
+    dialog, which must be the success one."""
+    page, frame = formgrader
+    with Stopwatch() as watch:
+        submission_row(frame, student).locator(f"td.{column} a").click()
+        modal = frame.locator("#success-modal, #error-modal")
+        expect(modal).to_be_visible(timeout=3 * TIMEOUT_MS)
+    artifacts.time(f"formgrader: {what}", watch.seconds)
+    artifacts.shoot(page, shot)
+    expect(modal).to_have_id("success-modal")
+    return modal
 
 
 def open_submissions(frame) -> None:
@@ -427,16 +462,10 @@ def test_formgrader_lists_the_graded_submissions_with_their_scores(formgrader, a
 
 
 def test_formgrader_generates_feedback_for_a_submission(formgrader, browser, course, artifacts):
-    page, frame = formgrader
     feedback = course / "feedback" / "ada" / ASSIGNMENT / "neuron.html"
     assert not feedback.exists()
-    with Stopwatch() as watch:
-        submission_row(frame, "ada").locator("td.generate-feedback a").click()
-        modal = frame.locator("#success-modal, #error-modal")
-        expect(modal).to_be_visible(timeout=3 * TIMEOUT_MS)
-    artifacts.time("formgrader: generate feedback for ada", watch.seconds)
-    artifacts.shoot(page, "09-feedback-generated")
-    expect(modal).to_have_id("success-modal")
+    modal = press_for_student(formgrader, "ada", "generate-feedback", artifacts, "generate feedback for ada",
+                              "09-feedback-generated")
     expect(modal).to_contain_text(f"Successfully generated feedback for '{ASSIGNMENT}' for student 'ada'.")
     modal.get_by_role("button", name="OK").click()  # formgrader stays usable for the tests after this one
     expect(modal).to_be_hidden()
@@ -512,6 +541,7 @@ def test_a_ta_grades_a_written_answer_by_hand_and_the_total_follows(formgrader, 
 def autograded_scores(course, student: str) -> dict[str, float]:
     """grade_id -> auto_score of each test cell of the student's ASSIGNMENT in the course's gradebook."""
     from nbgrader.api import Gradebook
+
     from graders.tooling.gradebook import course_db_url
     with Gradebook(course_db_url(course), "nn-from-scratch") as gradebook:
         notebook = gradebook.find_submission_notebook("neuron", ASSIGNMENT, student)
@@ -522,16 +552,10 @@ def test_formgrader_autograde_button_grades_in_the_sandbox_as_course_grade_does(
     """Formgrader's Autograde button (the flash icon in Manage Submissions) is nbgrader's own autograde, which
     the course's nbgrader_config.py runs through SandboxedExecute: its log says the notebook ran in the grading
     sandbox, every test cell of cleo's keeps the score `./course grade` gave it, and the TA's grade stays."""
-    page, frame = formgrader
     before, total = autograded_scores(course, "cleo"), nbgrader_export(course)["cleo"]
     assert 0 < sum(score or 0 for score in before.values()) < autograded_points(ASSIGNMENT)  # passes and fails
-    with Stopwatch() as watch:
-        submission_row(frame, "cleo").locator("td.autograde a").click()
-        modal = frame.locator("#success-modal, #error-modal")
-        expect(modal).to_be_visible(timeout=3 * TIMEOUT_MS)
-    artifacts.time("formgrader: Autograde cleo again", watch.seconds)
-    artifacts.shoot(page, "15-formgrader-autograde")
-    expect(modal).to_have_id("success-modal")
+    modal = press_for_student(formgrader, "cleo", "autograde", artifacts, "Autograde cleo again",
+                              "15-formgrader-autograde")
     expect(modal).to_contain_text("executed in the grading sandbox")
     modal.get_by_role("button", name="OK").click()
     expect(modal).to_be_hidden()
