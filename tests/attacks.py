@@ -75,7 +75,7 @@ def as_answer(code: str) -> Callable:
     def apply(nb):
         first = True
         for cell in nb.cells:
-            if nbgrader_meta(cell).get("solution"):
+            if cell.cell_type == "code" and nbgrader_meta(cell).get("solution"):
                 cell.source = code if first else ""
                 first = False
         return nb
@@ -86,7 +86,7 @@ def as_every_answer(code: str) -> Callable:
     """Every solution cell holds the attack (so it runs again where each exercise's stub would)."""
     def apply(nb):
         for cell in nb.cells:
-            if nbgrader_meta(cell).get("solution"):
+            if cell.cell_type == "code" and nbgrader_meta(cell).get("solution"):
                 cell.source = code
         return nb
     return apply

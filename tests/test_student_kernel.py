@@ -83,17 +83,24 @@ def course(*args, **kwargs):
 
 def test_validate_shows_the_diagnosis_and_exits_non_zero_on_a_failed_test(tmp_path):
     notebook = tmp_path / "neuron.ipynb"
-    nbformat.write(make_submission("01_neuron", Submission(fill="all", replace={"sigmoid_grad": WRONG_SIGMOID_GRAD})),
-                   str(notebook))
+    answered = {"written_loss_floor": "The clouds overlap, so no line separates them."}
+    nbformat.write(make_submission("01_neuron", Submission(fill="all", replace={"sigmoid_grad": WRONG_SIGMOID_GRAD},
+                                                           answers=answered)), str(notebook))
     run = course("validate", str(notebook), cwd=tmp_path)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "VALIDATION FAILED ON 1 CELL(S)" in run.stdout
     assert "✗ sigmoid_grad: " in run.stdout and "expected 0.104994, got -0.880797" in run.stdout
     assert "hidden=True" not in run.stdout and not run.stderr.strip()
 
-    nbformat.write(make_submission("01_neuron", Submission(fill="all")), str(notebook))
+    nbformat.write(make_submission("01_neuron", Submission(fill="all", answers=answered)), str(notebook))
     run = course("validate", str(notebook), cwd=tmp_path)
     assert run.returncode == 0 and "Success! Your notebook passes all the tests." in run.stdout, run.stdout
+
+    # nbgrader's own rule: a written answer left as released is reported before the student submits
+    nbformat.write(make_submission("01_neuron", Submission(fill="all")), str(notebook))
+    run = course("validate", str(notebook), cwd=tmp_path)
+    assert run.returncode == 1 and "YOUR ANSWER HERE" in run.stdout, run.stdout
+    assert "You did not provide a response" in run.stdout
 
     notebook.write_text(notebook.read_text()[:3000])
     run = course("validate", str(notebook), cwd=tmp_path)

@@ -29,7 +29,8 @@ def with_function_replaced(assignment: str, name: str, code: str):
     """The assignment's full solution (its source notebook, hidden tests included) with `name` replaced."""
     nb = read_notebook(notebook_path(assignment, "source"))
     for cell in nb.cells:
-        if nbgrader_meta(cell).get("solution") and (new := replace_function(cell.source, name, code)) is not None:
+        if (cell.cell_type == "code" and nbgrader_meta(cell).get("solution")
+                and (new := replace_function(cell.source, name, code)) is not None):
             cell.source = new
             return nb
     raise ValueError(f"no solution cell of {assignment} defines {name}")
@@ -51,7 +52,7 @@ def callers_of(assignment: str, name: str) -> set:
     """The functions of the full solution that call `name`, directly or through each other."""
     calls = {}
     for cell in read_notebook(notebook_path(assignment, "source")).cells:
-        if nbgrader_meta(cell).get("solution"):
+        if cell.cell_type == "code" and nbgrader_meta(cell).get("solution"):  # not the written answers
             for node in ast.parse(cell.source).body:
                 if isinstance(node, ast.FunctionDef):
                     calls[node.name] = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}

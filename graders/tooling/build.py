@@ -39,7 +39,16 @@ def nbgrader_api(root: Path | None = None, **overrides) -> NbGraderAPI:
     """
     ensure_tools_on_path()
     root = Path(root or course_root()).resolve()
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    # a course's nbgrader_config.py names itself in NNFS_COURSE_ROOT where that is unset (for nbgrader's own
+    # commands); reading another course's configuration must not change which course this process works on
+    before = os.environ.get("NNFS_COURSE_ROOT")
+    try:
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    finally:
+        if before is None:
+            os.environ.pop("NNFS_COURSE_ROOT", None)
+        else:
+            os.environ["NNFS_COURSE_ROOT"] = before
     config.CourseDirectory.root = str(root)
     for dotted, value in overrides.items():
         section, option = dotted.rsplit(".", 1)

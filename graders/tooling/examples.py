@@ -76,7 +76,7 @@ def make_submission(assignment: str, submission: Submission):
     release.cells = cells
     for name, code in submission.replace.items():
         for cell in release.cells:
-            if nbgrader_meta(cell).get("solution"):
+            if cell.cell_type == "code" and nbgrader_meta(cell).get("solution"):  # not a written answer
                 new_source = replace_function(cell.source, name, code)
                 if new_source is not None:
                     cell.source = new_source
