@@ -208,7 +208,7 @@ def test_course_grade_jobs_carry_json_and_files_never_a_path(graded):
     (folder / "notes.txt").write_text("mine")
     (folder / "digits_split.npz").write_bytes(b"not the real data")
     (folder / "elsewhere.txt").symlink_to(course / "nbgrader_config.py")
-    steps = GradebookSteps(course, nbgrader_api(course).config)
+    steps = GradebookSteps(nbgrader_api(course).config)
     try:
         payload = steps.sanitize("03_backprop", "ada")
     finally:

@@ -122,8 +122,9 @@ def _init_worker() -> None:
 def execute_job(payload: dict, limits: GradingLimits, root: str, hide: tuple) -> dict:
     """Worker side: execute one sanitized submission as `nbgrader autograde` does, with SandboxedExecute.
 
-    payload: what GradebookSteps.sanitize returns (the notebook's JSON and its files, no path); limits: the coordinator's GradingLimits; root: the course folder on the
-    coordinator (hidden from the kernel, like `hide`, the coordinator's hidden folders).
+    payload: what GradebookSteps.sanitize returns (the notebook's JSON and its files, no path); limits: the
+    coordinator's GradingLimits; root: the course folder on the coordinator (hidden from the kernel, like
+    `hide`, the coordinator's hidden folders).
     Returns {"notebook": the executed notebook's JSON text, "seconds": float, "faults": [str],
     "errors": [str] (grader errors)}."""
     with tempfile.TemporaryDirectory(prefix="nnfs-job-") as folder:
@@ -254,8 +255,8 @@ class _Here:
     """The steps' executor for a single writer: each step runs in this process as it is submitted, with this
     process's GradebookSteps."""
 
-    def __init__(self, root: Path, config):
-        self.root, self.steps = root, GradebookSteps(root, config)
+    def __init__(self, config):
+        self.steps = GradebookSteps(config)
 
     def submit(self, fn, *args) -> Future:
         future = Future()
@@ -274,14 +275,15 @@ _PROCESS_STEPS: GradebookSteps | None = None  # in a step process: its Gradebook
 
 def _init_steps(root: str) -> None:
     global _PROCESS_STEPS
-    _PROCESS_STEPS = GradebookSteps(Path(root), nbgrader_api(Path(root)).config)
+    _PROCESS_STEPS = GradebookSteps(nbgrader_api(Path(root)).config)
 
 
 def _new_steps(root: Path, config, settings: ClassGrading, pending: list[Job]):
     """Where the sanitize and save steps run: here, one after another, for SQLite; for a database server, in
-    settings.step_processes processes (0: one per core; 1: here), each with its own gradebook session. Every student row
-    is made here first, in one commit (and so that two processes never race to create the same student)."""
-    here = _Here(root, config)
+    settings.step_processes processes (0: one per core; 1: here), each with its own gradebook session. Every
+    student row is made here first, in one commit (and so that two processes never race to create the same
+    student)."""
+    here = _Here(config)
     here.steps.add_students(job.student for job in pending)
     db_url = here.steps.coursedir.db_url
     processes = settings.step_processes or os.cpu_count() or 1

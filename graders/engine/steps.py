@@ -28,12 +28,18 @@ from types import SimpleNamespace
 
 import nbformat
 from nbgrader import utils
-from nbgrader.api import Comment, Gradebook, Grade, MissingEntry, Student
+from nbgrader.api import Comment, Grade, Gradebook, MissingEntry, Student
 from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.nbgraderformat import MetadataValidator, ValidationError
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute, OverwriteCells,
-                                    OverwriteKernelspec, SaveAutoGrades)
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    Execute,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
 from sqlalchemy.orm import joinedload
 
 from ..tooling.course import notebook_path
@@ -75,9 +81,12 @@ class AssignmentRows:
     solution_cells: dict
 
     @classmethod
-    def read(cls, gradebook: Gradebook, assignment: str, notebook: str) -> "AssignmentRows":
+    def read(cls, gradebook: Gradebook, assignment: str, notebook: str) -> AssignmentRows:
         found = gradebook.find_notebook(notebook, assignment)
-        cell = lambda row, *names: SimpleNamespace(**{name: getattr(row, name) for name in names})  # noqa: E731
+
+        def cell(row, *names) -> SimpleNamespace:
+            return SimpleNamespace(**{name: getattr(row, name) for name in names})
+
         return cls(assignment, notebook, found.kernelspec,
                    {c.name: cell(c, "name", "cell_type", "locked", "checksum", "source") for c in found.source_cells},
                    {c.name: cell(c, "name", "max_score") for c in found.grade_cells},
@@ -303,12 +312,11 @@ def student_files(folder: Path, ignore: list) -> dict:
 
 # -- the steps ------------------------------------------------------------------------------------------------
 class GradebookSteps:
-    """nbgrader's sanitize and save steps for the course at `root`, one gradebook session for all submissions.
+    """nbgrader's sanitize and save steps for a course, one gradebook session for all submissions.
 
-    root: the course folder; config: its nbgrader config (nbgrader_api(root).config)."""
+    config: the course's nbgrader config (nbgrader_api(root).config, which names the course folder)."""
 
-    def __init__(self, root: Path, config):
-        self.root = Path(root)
+    def __init__(self, config):
         autograde = Autograde(coursedir=CourseDirectory(config=config), config=config)
         self.coursedir = autograde.coursedir
         self.ignore = list(self.coursedir.ignore)
@@ -332,6 +340,8 @@ class GradebookSteps:
         """Make the gradebook rows of the `students` (ids) it does not hold yet, in one commit (as nbgrader's
         autograde makes a student it meets, with no name or email)."""
         missing = sorted(set(students) - self._students)
+        if not missing:
+            return
         self.gradebook.db.add_all([Student(id=student) for student in missing])
         self.gradebook.db.commit()
         self._students.update(missing)
@@ -371,9 +381,7 @@ class GradebookSteps:
         JSON, "files": {relative path: bytes} of the kernel's working copy besides it}. Raises Unreadable (with
         the reason) for a notebook nbgrader could not sanitize; its rows exist then, to be saved as failed."""
         folder = self.submitted_folder(assignment, student)
-        if student not in self._students:
-            self.gradebook.update_or_create_student(student)
-            self._students.add(student)
+        self.add_students([student])  # made up front for a whole run; a student met only now, here
         files = student_files(folder, self.ignore)
         timestamp = files.get("timestamp.txt", b"").decode("utf-8", "replace").strip()
         try:
@@ -390,7 +398,7 @@ class GradebookSteps:
         try:
             nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
             nb = self._run(self.sanitizers, nb, assignment, student)
-        except Exception as exc:  # noqa: BLE001 - whatever nbgrader refuses, the student is told why
+        except Exception as exc:  # whatever nbgrader refuses, the student is told why
             self.gradebook.db.rollback()
             raise Unreadable(unreadable_reason(exc), files) from exc
         return {"name": name, "notebook": json.dumps(nb), "files": files}
